@@ -1,0 +1,56 @@
+"""Fetching files of the hub repo `KwaiVGI/LivePortrait`, or finding them in a local folder laid out like it.
+
+Order: the `weights_dir` argument, else `$TALKINGHEAD_WEIGHTS_DIR`, else the Hugging Face cache (download once with
+`huggingface_hub.hf_hub_download`, only the files asked for). Every failure is one sentence naming the file and the remedy.
+Taught in `notebooks/00_setup.ipynb`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import WeightsError
+
+HUB_REPO = "KwaiVGI/LivePortrait"
+WEIGHTS_ENV = "TALKINGHEAD_WEIGHTS_DIR"
+
+# Paths inside the hub repo (see shared/conformance/manifest.json and FACTS.md).
+LIVEPORTRAIT_FILES = {
+    "appearance_feature_extractor": "liveportrait/base_models/appearance_feature_extractor.pth",
+    "motion_extractor": "liveportrait/base_models/motion_extractor.pth",
+    "warping_module": "liveportrait/base_models/warping_module.pth",
+    "spade_generator": "liveportrait/base_models/spade_generator.pth",
+    "stitching_retargeting_module": "liveportrait/retargeting_models/stitching_retargeting_module.pth",
+}
+FACE_DETECTOR_FILE = "insightface/models/buffalo_l/det_10g.onnx"  # non-commercial licence (insightface)
+LANDMARK_FILE = "liveportrait/landmark.onnx"
+
+LICENCE_NOTE = ("LivePortrait's weights are released by Kuaishou (KwaiVGI) under their licence; the insightface face "
+                "models (buffalo_l) are for non-commercial research use only.")
+
+
+def weights_dir_from_env(weights_dir: str | os.PathLike | None = None) -> Path | None:
+    """The local weights folder in force: the argument, else `$TALKINGHEAD_WEIGHTS_DIR`, else None (use the hub)."""
+    d = weights_dir or os.environ.get(WEIGHTS_ENV)
+    return Path(d).expanduser() if d else None
+
+
+def hub_file(relpath: str, weights_dir: str | os.PathLike | None = None) -> Path:
+    """Local path of one hub file: from the local folder if one is in force, else downloaded into the HF cache."""
+    local = weights_dir_from_env(weights_dir)
+    if local is not None:
+        path = local / relpath
+        if not path.is_file():
+            raise WeightsError(f"{path}: not found; lay the folder out like the hub repo {HUB_REPO} "
+                               f"(this file at {relpath}) or unset {WEIGHTS_ENV} to download it.")
+        return path
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        raise WeightsError("huggingface_hub is not installed; `pip install huggingface_hub` or pass weights_dir.") from None
+    try:
+        return Path(hf_hub_download(HUB_REPO, relpath))
+    except Exception as e:  # network, auth, missing file: all end the same way for the user
+        raise WeightsError(f"{relpath}: could not be downloaded from the hub repo {HUB_REPO} ({type(e).__name__}); "
+                           f"check the network, or download the repo elsewhere and set {WEIGHTS_ENV} to its folder "
+                           "(or use profile='sample' to run offline with seeded weights).") from None
