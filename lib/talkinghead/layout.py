@@ -90,3 +90,7 @@ def _lib(x):
         import torch
         return torch
     return np
+
+
+# Emotion labels (the corpus's emotion lines; an optional conditioning input of Audio2Motion). Index = label id.
+EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised", "puzzled")
