@@ -54,3 +54,14 @@ def hub_file(relpath: str, weights_dir: str | os.PathLike | None = None) -> Path
         raise WeightsError(f"{relpath}: could not be downloaded from the hub repo {HUB_REPO} ({type(e).__name__}); "
                            f"check the network, or download the repo elsewhere and set {WEIGHTS_ENV} to its folder "
                            "(or use profile='sample' to run offline with seeded weights).") from None
+
+
+def fetch_all(weights_dir: str | os.PathLike | None = None, face_detector: bool = True) -> dict[str, Path]:
+    """Make sure every file the full profile needs is local (download once); returns {name: path}.
+
+    Shown in `notebooks/00_setup.ipynb`. The face detector is insightface's (non-commercial licence).
+    """
+    files = dict(LIVEPORTRAIT_FILES)
+    if face_detector:
+        files["face_detector"] = FACE_DETECTOR_FILE
+    return {name: hub_file(rel, weights_dir) for name, rel in files.items()}
