@@ -96,3 +96,17 @@ def test_layout_works_on_torch_and_mouth_open_follows_keypoint_19():
     src = {"exp": torch.zeros(21, 3), "pose": torch.zeros(3), "t": torch.zeros(3), "scale": torch.ones(1)}
     d = layout.apply_to_source(torch.from_numpy(m), src)
     assert d["exp"].shape == (2, 21, 3) and torch.allclose(d["scale"], torch.ones(2, 1))
+
+
+def test_npz_bytes_do_not_depend_on_the_clock(tmp_path, monkeypatch):
+    import time as _time
+
+    arrays = {"x": np.ones((2, 3), np.float32)}
+    a = fileio.save_npz(tmp_path / "a.npz", arrays).read_bytes()
+    real = _time.time
+    monkeypatch.setattr(_time, "time", lambda: real() + 86400 * 3)
+    monkeypatch.setattr(_time, "localtime", lambda *a: _time.struct_time((2031, 1, 1, 0, 0, 0, 0, 1, 0)))
+    b = fileio.save_npz(tmp_path / "b.npz", arrays).read_bytes()
+    assert a == b
+    with np.load(tmp_path / "b.npz") as z:
+        np.testing.assert_array_equal(z["x"], arrays["x"])

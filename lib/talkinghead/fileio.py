@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -98,9 +100,21 @@ def load_json(path: str | os.PathLike, what: str = "file") -> Any:
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], compress: bool = False) -> Path:
-    """Atomically write arrays to `.npz`. Byte-identical output for identical arrays (fixed zip timestamps)."""
+    """Atomically write arrays to `.npz`, readable by `np.load`.
+
+    Unlike `np.savez` (which stamps each entry with the current time), entries carry a fixed timestamp and keep the
+    given order, so identical arrays give byte-identical files: baking twice gives the same sha256.
+    """
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     with atomic_path(path, suffix=".npz") as tmp:
-        (np.savez_compressed if compress else np.savez)(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        with zipfile.ZipFile(tmp, "w", compression=method) as zf:
+            for name, value in arrays.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(np.asarray(value)), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = method
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buf.getvalue())
     return Path(path)
 
 
