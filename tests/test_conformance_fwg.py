@@ -2,7 +2,7 @@
 
 Each network is built from the case config, loads the fixture weights with strict=True and must reproduce the
 reference outputs (atol=rtol=1e-4, shared/conformance/README.md). The full-config modules must have exactly the
-released checkpoints' state_dict keys, shapes and dtypes, and the sample profile must chain at real spatial sizes.
+released checkpoints' state_dict keys, shapes and dtypes, and the sample profile must chain at its own sizes (config.IMAGE_SIZES).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from talkinghead.liveportrait.appearance import AppearanceFeatureExtractor
-from talkinghead.liveportrait.config import network_config
+from talkinghead.liveportrait.config import image_sizes, network_config
 from talkinghead.liveportrait.generator import SPADEDecoder, fold_spectral_norm
 from talkinghead.liveportrait.warping import WarpingNetwork
 
@@ -90,12 +90,13 @@ def test_fold_spectral_norm_keeps_outputs(load_case):
     np.testing.assert_allclose(after.numpy(), expected["image"], **TOL)
 
 
-def test_sample_chain_at_real_sizes():
+def test_sample_chain_at_profile_sizes():
     torch.manual_seed(0)
     f = AppearanceFeatureExtractor(**network_config("sample", "appearance_feature_extractor")).eval()
     w = WarpingNetwork(**network_config("sample", "warping_module")).eval()
     g = SPADEDecoder(**network_config("sample", "spade_generator")).eval()
-    image = torch.rand(1, 3, 256, 256)
+    size_in, size_out = image_sizes("sample")
+    image = torch.rand(1, 3, size_in, size_in)
     kp_source = torch.rand(1, 21, 3) * 1.6 - 0.8
     kp_driving = kp_source + 0.02 * torch.randn(1, 21, 3)
     with torch.no_grad():
@@ -104,10 +105,11 @@ def test_sample_chain_at_real_sizes():
         warped = w(f_s, kp_driving=kp_driving, kp_source=kp_source)
         out = g(warped["out"])
         seconds = time.perf_counter() - start
-    print(f"\nsample F+W+G forward, one 256x256 frame, CPU: {seconds:.2f} s")
-    assert f_s.shape == (1, 4, 16, 64, 64)
-    assert warped["out"].shape == (1, 32, 64, 64)
-    assert warped["occlusion_map"].shape == (1, 1, 64, 64)
-    assert warped["deformation"].shape == (1, 16, 64, 64, 3)
-    assert out.shape == (1, 3, 512, 512)
+    print(f"\nsample F+W+G forward, one {size_in}x{size_in} frame, CPU: {seconds:.2f} s")
+    g4 = size_in // 4
+    assert f_s.shape == (1, 8, 4, g4, g4)
+    assert warped["out"].shape == (1, 32, g4, g4)
+    assert warped["occlusion_map"].shape == (1, 1, g4, g4)
+    assert warped["deformation"].shape == (1, 4, g4, g4, 3)
+    assert out.shape == (1, 3, size_out, size_out)
     assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1

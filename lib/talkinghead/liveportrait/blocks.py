@@ -197,12 +197,12 @@ class SPADE(nn.Module):
     x (B, norm_nc, H, W), seg (B, label_nc, h, w) resized to H x W (nearest) -> (B, norm_nc, H, W).
     """
 
-    def __init__(self, norm_nc: int, label_nc: int):
+    def __init__(self, norm_nc: int, label_nc: int, hidden: int = SPADE_HIDDEN):
         super().__init__()
         self.param_free_norm = nn.InstanceNorm2d(norm_nc, affine=False)
-        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, SPADE_HIDDEN, kernel_size=3, padding=1), nn.ReLU())
-        self.mlp_gamma = nn.Conv2d(SPADE_HIDDEN, norm_nc, kernel_size=3, padding=1)
-        self.mlp_beta = nn.Conv2d(SPADE_HIDDEN, norm_nc, kernel_size=3, padding=1)
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size=3, padding=1), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
+        self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
@@ -222,7 +222,7 @@ class SPADEResnetBlock(nn.Module):
     x (B, fin, H, W), seg (B, label_nc, h, w) -> (B, fout, H, W).
     """
 
-    def __init__(self, fin: int, fout: int, label_nc: int):
+    def __init__(self, fin: int, fout: int, label_nc: int, spade_hidden: int = SPADE_HIDDEN):
         super().__init__()
         self.learned_shortcut = fin != fout
         fmiddle = min(fin, fout)
@@ -230,10 +230,10 @@ class SPADEResnetBlock(nn.Module):
         self.conv_1 = _sn_conv(fmiddle, fout, 3)
         if self.learned_shortcut:
             self.conv_s = _sn_conv(fin, fout, 1, bias=False)
-        self.norm_0 = SPADE(fin, label_nc)
-        self.norm_1 = SPADE(fmiddle, label_nc)
+        self.norm_0 = SPADE(fin, label_nc, spade_hidden)
+        self.norm_1 = SPADE(fmiddle, label_nc, spade_hidden)
         if self.learned_shortcut:
-            self.norm_s = SPADE(fin, label_nc)
+            self.norm_s = SPADE(fin, label_nc, spade_hidden)
 
     @staticmethod
     def actvn(x: torch.Tensor) -> torch.Tensor:

@@ -18,20 +18,21 @@ class SPADEDecoder(nn.Module):
     LeakyReLU(0.2), a 3x3 conv to RGB (to 4x RGB + pixel shuffle when upscale > 1), sigmoid. Every SPADE block is
     conditioned on the input feature map itself.
 
-    Input channels are `min(max_features, block_expansion * 2**num_down_blocks)`; output size is the input size
+    `spade_hidden` is the SPADE blocks' hidden width: 128 in the released weights (the reference hard-codes it); the
+    sample profile shrinks it. Input channels are `min(max_features, block_expansion * 2**num_down_blocks)`; output size is the input size
     times 4 (times 8 with upscale=2).
     """
 
     def __init__(self, upscale: int = 1, max_features: int = 256, block_expansion: int = 64, out_channels: int = 64,
-                 num_down_blocks: int = 2):
+                 num_down_blocks: int = 2, spade_hidden: int = 128):
         super().__init__()
         self.upscale = upscale
         in_ch = min(max_features, block_expansion * 2 ** num_down_blocks)
         self.fc = nn.Conv2d(in_ch, 2 * in_ch, kernel_size=3, padding=1)
         for i in range(NUM_MIDDLE_BLOCKS):
-            setattr(self, f"G_middle_{i}", SPADEResnetBlock(2 * in_ch, 2 * in_ch, label_nc=in_ch))
-        self.up_0 = SPADEResnetBlock(2 * in_ch, in_ch, label_nc=in_ch)
-        self.up_1 = SPADEResnetBlock(in_ch, out_channels, label_nc=in_ch)
+            setattr(self, f"G_middle_{i}", SPADEResnetBlock(2 * in_ch, 2 * in_ch, label_nc=in_ch, spade_hidden=spade_hidden))
+        self.up_0 = SPADEResnetBlock(2 * in_ch, in_ch, label_nc=in_ch, spade_hidden=spade_hidden)
+        self.up_1 = SPADEResnetBlock(in_ch, out_channels, label_nc=in_ch, spade_hidden=spade_hidden)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         if upscale is None or upscale <= 1:
             self.conv_img = nn.Conv2d(out_channels, 3, kernel_size=3, padding=1)
