@@ -110,3 +110,19 @@ def test_npz_bytes_do_not_depend_on_the_clock(tmp_path, monkeypatch):
     assert a == b
     with np.load(tmp_path / "b.npz") as z:
         np.testing.assert_array_equal(z["x"], arrays["x"])
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    path = fileio.save_json(tmp_path / "p.json", {})
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode == 0o666 & ~_current_umask(), oct(mode)
+
+
+def _current_umask():
+    import os
+    m = os.umask(0)
+    os.umask(m)
+    return m
