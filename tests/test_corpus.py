@@ -149,7 +149,8 @@ def test_selected_script_meets_the_target_and_is_irreducible():
     script = c.select_lines(pool, min_count=2, min_emotion=2)
     assert script == c.select_lines(pool, min_count=2, min_emotion=2)  # deterministic
     cov = c.coverage(script)
-    assert cov.missing(2, kinds=c.PHONETIC_KINDS) == []
+    assert cov.missing(2, kinds=c.PHONETIC_KINDS) == [] and cov.missing(2, min_emotion=2) == []
+    assert cov.fraction(2) == 1.0 and all(r["fraction"] == 1.0 for r in cov.summary(2, min_emotion=2))
     assert all(n >= 2 for _, n in cov.units("zh", "emotion")) and all(n >= 2 for _, n in cov.units("en", "emotion"))
     assert all(n >= 1 for _, n in cov.units("zh", "section"))
     # every line is needed: dropping any one breaks the target
@@ -198,7 +199,8 @@ def test_script_markdown(tmp_path):
     zh_titles = [c.SECTIONS["zh"][s][0] for s in c.SECTIONS["zh"]]
     positions = [text.index(t) for t in zh_titles]
     assert positions == sorted(positions)
-    assert "zhōng" in c.script_markdown([zh("中国")]) and "| zh | finals | 37 | 37 | 100 |" in text
+    assert "zhōng" in c.script_markdown([zh("中国")]) and "| zh | finals | 2x | 37 | 37 | 100 |" in text
+    assert "| zh | sections | 1x | 8 | 8 | 100 |" in text
     assert "4.5 Han characters/s" in text and "150 words/min" in text
 
 

@@ -330,24 +330,28 @@ class Coverage:
         """(unit, count) for every unit of the inventory, in the inventory's order (zeros included)."""
         return [(u, self.counts.get((language, kind, u), 0)) for u in inventory(language)[kind]]
 
-    def missing(self, min_count: int = 1, kinds: Iterable[str] | None = None) -> list[tuple[str, str, str, int]]:
-        """Units seen fewer than `min_count` times: (language, kind, unit, count)."""
+    def missing(self, min_count: int = 1, kinds: Iterable[str] | None = None, min_emotion: int | None = None,
+                min_section: int = 1) -> list[tuple[str, str, str, int]]:
+        """Units seen fewer times than needed: (language, kind, unit, count). Phonetic units need `min_count`,
+        emotions `min_emotion` (default: `min_count`), sections `min_section`."""
         out = []
         for lang in self.languages:
             for kind in inventory(lang):
                 if kinds is not None and kind not in kinds:
                     continue
-                out += [(lang, kind, u, n) for u, n in self.units(lang, kind) if n < min_count]
+                need = _need(kind, min_count, min_emotion, min_section)
+                out += [(lang, kind, u, n) for u, n in self.units(lang, kind) if n < need]
         return out
 
-    def summary(self, min_count: int = 1) -> list[dict]:
-        """One row per (language, kind): units covered at least `min_count` times, of how many, and the fraction."""
+    def summary(self, min_count: int = 1, min_emotion: int | None = None, min_section: int = 1) -> list[dict]:
+        """One row per (language, kind): units seen at least as often as needed (see `missing`), of how many."""
         rows = []
         for lang in self.languages:
             for kind, inv in inventory(lang).items():
-                covered = sum(1 for _, n in self.units(lang, kind) if n >= min_count)
+                need = _need(kind, min_count, min_emotion, min_section)
+                covered = sum(1 for _, n in self.units(lang, kind) if n >= need)
                 rows.append({"language": lang, "kind": kind, "covered": covered, "total": len(inv),
-                             "fraction": covered / len(inv), "min_count": min_count})
+                             "fraction": covered / len(inv), "min_count": need})
         return rows
 
     def fraction(self, min_count: int = 1) -> float:
@@ -356,10 +360,11 @@ class Coverage:
         total = sum(r["total"] for r in rows)
         return sum(r["covered"] for r in rows) / total if total else 0.0
 
-    def summary_markdown(self, min_count: int = 1) -> str:
-        out = ["| language | units | covered | of | % |", "| --- | --- | ---: | ---: | ---: |"]
-        for r in self.summary(min_count):
-            out.append(f"| {r['language']} | {r['kind']}s | {r['covered']} | {r['total']} | {100 * r['fraction']:.0f} |")
+    def summary_markdown(self, min_count: int = 1, min_emotion: int | None = None, min_section: int = 1) -> str:
+        out = ["| language | units | at least | covered | of | % |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for r in self.summary(min_count, min_emotion, min_section):
+            out.append(f"| {r['language']} | {r['kind']}s | {r['min_count']}x | {r['covered']} | {r['total']} "
+                       f"| {100 * r['fraction']:.0f} |")
         return "\n".join(out)
 
     def table_markdown(self, language: str, kind: str, per_row: int = 12) -> str:
@@ -373,6 +378,14 @@ class Coverage:
             out.append("| " + " | ".join(f"**{n}**" if n == 0 else str(n) for _, n in block) + " |")
             out.append("")
         return "\n".join(out)
+
+
+def _need(kind: str, min_count: int, min_emotion: int | None, min_section: int) -> int:
+    if kind == "emotion":
+        return min_count if min_emotion is None else min_emotion
+    if kind == "section":
+        return min_section
+    return min_count
 
 
 def coverage(lines: Iterable[Line]) -> Coverage:
@@ -419,7 +432,6 @@ def plot_coverage(cov: Coverage, language: str, kinds: Sequence[str] | None = No
         ax.axhline(min_count, color="gray", lw=0.8, ls="--")
         short = sum(1 for n in counts if n < min_count)
         ax.set_title(f"{language} {kind}s: {len(names) - short}/{len(names)} at >= {min_count}", fontsize=9)
-        ax.set_yscale("symlog", linthresh=10)
     fig.tight_layout()
     return fig
 
@@ -528,7 +540,7 @@ def _fmt_min(s: float) -> str:
 
 
 def script_markdown(lines: Sequence[Line], title: str = "Recording script", cov: Coverage | None = None,
-                    min_count: int | None = None) -> str:
+                    min_count: int | None = None, min_emotion: int | None = None) -> str:
     """The teleprompter page: sections in order, each line big, with its pinyin, acting cue and expected duration."""
     lines = sorted(lines, key=sort_key) if not _is_sorted(lines) else list(lines)
     st = script_stats(lines)
@@ -538,8 +550,7 @@ def script_markdown(lines: Sequence[Line], title: str = "Recording script", cov:
            f"{ZH_CHARS_PER_S:g} Han characters/s for Mandarin and {EN_WORDS_PER_MIN:g} words/min for English, "
            f"plus {PAUSE_S:g} s per pause inside a line.", ""]
     if cov is not None:
-        out += [f"Coverage{'' if min_count is None else f' (each unit at least {min_count} times)'}:", "",
-                cov.summary_markdown(min_count or 1), ""]
+        out += ["Coverage:", "", cov.summary_markdown(min_count or 1, min_emotion), ""]
     out += ["How to record: one take per line; look into the lens; act the cue before you start speaking and hold "
             "the expression for a moment after the last word; leave a second of silence before and after.", ""]
     lang = sec = None
@@ -678,7 +689,7 @@ def build(out_dir: str | os.PathLike | None = None, min_count: int = 2, min_emot
     pool = list(pool) if pool is not None else load_pool()
     script = select_lines(pool, min_count=min_count, min_emotion=min_emotion)
     cov = coverage(script)
-    write_script_md(script, out / "script.md", cov=cov, min_count=min_count)
+    write_script_md(script, out / "script.md", cov=cov, min_count=min_count, min_emotion=min_emotion)
     todo = script if limit is None else script[:limit]
     if synthesize:
         from .tts import synthesize_corpus
@@ -687,5 +698,5 @@ def build(out_dir: str | os.PathLike | None = None, min_count: int = 2, min_emot
     else:
         index = make_index([index_row(l, r) for l in todo for r in rates])
         write_index(index, out / "index.json")
-    return {"stats": script_stats(script), "coverage": cov.summary(min_count), "script": script,
+    return {"stats": script_stats(script), "coverage": cov.summary(min_count, min_emotion), "script": script,
             "script_md": out / "script.md", "index_json": out / "index.json", "index": index}
