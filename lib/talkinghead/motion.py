@@ -253,7 +253,9 @@ def extract(video_path, out_path=None, fps: float = 25, lp=None, profile=None, w
             "profile": lp.profile,
             "tracking": {"detected": int(detected.sum()), "fallback": int((valid & ~detected).sum()),
                          "missing": int((~valid).sum()), "detector": detector},
-            "reference_rule": "min rank-sum of mouth opening, head angle, eye closure (talkinghead.motion)"}
+            "reference_rule": "min rank-sum of mouth opening, head angle, eye closure (talkinghead.motion)",
+            "reference_keypoints": {"x_c": raw["kp"][ref].reshape(21, 3), "exp": raw["exp"][ref].reshape(21, 3),
+                                    "pose": raw["pose"][ref], "t": raw["t"][ref], "scale": raw["scale"][ref]}}
     save_dataset(out_path, motion, features, valid, seg, emo, np.arange(n) / fps, meta)
     raw_path = save_npz(out_path.with_suffix(".raw.npz"), {**raw, "points5": points, "detected": detected,
                                                           "valid": valid, "time_s": np.arange(n) / fps})
