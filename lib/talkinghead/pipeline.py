@@ -1,0 +1,99 @@
+"""The course's stages chained: what `python -m talkinghead demo` runs, and what a notebook opened out of order uses to
+make its missing inputs on the sample assets.
+
+Each `ensure_*` returns the stage's output in the workspace, making it (and whatever it needs) only when it is missing,
+so running them in order is exactly the course: corpus (01) -> sample recording + dataset (03) -> bundle (02) ->
+Audio2Motion (04) -> ONNX export (05) -> speech to video (06).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import paths
+from .profiles import get_profile
+
+# How much of the corpus the sample recording uses: the sample profile keeps the suite fast on two CPU cores.
+SAMPLE_RECORDING_LINES = {"sample": 10, "full": None}
+
+
+def _say(msg: str, verbose: bool) -> None:
+    if verbose:
+        print(msg)
+
+
+def ensure_corpus(verbose: bool = True) -> Path:
+    """`data/corpus/index.json` with one wav per script line (notebook 01)."""
+    from .corpus import build
+
+    index = paths.corpus_dir() / "index.json"
+    if not index.is_file():
+        _say("making the recording script and its speech (notebook 01) ...", verbose)
+        build(progress=verbose)
+    return index
+
+
+def ensure_sample_recording(profile=None, verbose: bool = True) -> Path:
+    """`data/sample_recording.mp4`, the offline talking video (notebook 03), rendered from the corpus."""
+    from .sample import make_sample_recording
+
+    video = paths.data_dir() / "sample_recording.mp4"
+    if not video.is_file():
+        ensure_corpus(verbose)
+        p = get_profile(profile)
+        _say("rendering the sample recording (notebook 03) ...", verbose)
+        make_sample_recording(profile=p.name, max_lines=SAMPLE_RECORDING_LINES[p.name], progress=verbose)
+    return video
+
+
+def ensure_dataset(video=None, profile=None, verbose: bool = True) -> Path:
+    """`data/dataset.npz`: motion and audio features extracted from the recording (default: the sample one)."""
+    from .motion import extract
+
+    dataset = paths.data_dir() / "dataset.npz"
+    if not dataset.is_file():
+        video = video or ensure_sample_recording(profile, verbose)
+        _say(f"extracting motion from {Path(video).name} (notebook 03) ...", verbose)
+        extract(video, dataset, profile=get_profile(profile).name, progress=verbose)
+    return dataset
+
+
+def ensure_bundle(portrait=None, profile=None, verbose: bool = True) -> Path:
+    """`avatar/`: the baked portrait (default: the sample astronaut) (notebook 02)."""
+    from .bake import bake, sample_portrait
+
+    bundle = paths.avatar_dir()
+    if not (bundle / "manifest.json").is_file():
+        _say("baking the portrait into the avatar bundle (notebook 02) ...", verbose)
+        bake(portrait if portrait is not None else sample_portrait(), bundle, profile=get_profile(profile).name,
+             name=None if portrait is not None else "astronaut.png")
+    return bundle
+
+
+def ensure_training_inputs(profile=None, verbose: bool = True) -> tuple[Path, Path]:
+    """(dataset.npz, avatar bundle folder): what notebook 04 trains from and saves into."""
+    return ensure_dataset(profile=profile, verbose=verbose), ensure_bundle(profile=profile, verbose=verbose)
+
+
+def ensure_trained(profile=None, epochs: int | None = None, verbose: bool = True) -> Path:
+    """`avatar/audio2motion.pt`, trained on the dataset (notebook 04)."""
+    from .a2m import CHECKPOINT_NAME, run_training
+
+    dataset, bundle = ensure_training_inputs(profile, verbose)
+    ckpt = bundle / CHECKPOINT_NAME
+    if not ckpt.is_file():
+        _say("training Audio2Motion (notebook 04) ...", verbose)
+        run_training(dataset, bundle, epochs=epochs, progress=verbose)
+    return ckpt
+
+
+def ensure_exported(profile=None, variants=("fp32",), verbose: bool = True) -> Path:
+    """The bundle with its ONNX models (`renderer.onnx`, `paste.onnx`, `audio2motion.onnx`) (notebook 05)."""
+    from .export import export_bundle
+    from .fileio import load_json
+
+    ensure_trained(profile, verbose=verbose)
+    bundle = paths.avatar_dir()
+    if "models" not in load_json(bundle / "manifest.json", "avatar manifest"):
+        _say("exporting the avatar to ONNX (notebook 05) ...", verbose)
+        export_bundle(bundle, paths.data_dir() / "dataset.npz", variants=variants, progress=verbose)
+    return bundle
