@@ -65,7 +65,7 @@ def _setup_args(p):
 
 
 def cmd_setup(args) -> int:
-    from .machine import format_report, machine_report
+    from .machine import format_report, machine_report, parameter_counts
     from .liveportrait import load_liveportrait
     from .profiles import get_profile
 
@@ -79,7 +79,7 @@ def cmd_setup(args) -> int:
     t0 = time.perf_counter()
     lp = load_liveportrait(profile=profile.name)
     print(f"LivePortrait ({profile.name}) loaded in {time.perf_counter() - t0:.2f} s: "
-          + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in lp.parameter_counts().items()))
+          + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in parameter_counts(lp).items()))
     return 0
 
 

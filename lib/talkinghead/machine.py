@@ -53,3 +53,45 @@ def _memory_gb() -> float | None:
 def _in_colab() -> bool:
     import sys
     return "google.colab" in sys.modules
+
+
+def parameter_counts(lp) -> dict[str, int]:
+    """Parameters per LivePortrait network (a `load_liveportrait` result), in pipeline order."""
+    return {name: sum(p.numel() for p in net.parameters()) for name, net in lp.networks().items()}
+
+
+def time_liveportrait(lp, repeats: int = 2) -> list[dict]:
+    """One forward pass of each network at the profile's sizes on random input; the best of `repeats`, in ms.
+
+    Rows: network, input shape, output shape, ms. Shown in notebook 00; `benchmarks/` has the careful version.
+    """
+    import time
+
+    import torch
+
+    from .liveportrait.config import image_sizes
+
+    size, _ = image_sizes(lp.profile)
+    dev, dt = lp.device, lp.dtype
+    img = torch.rand(1, 3, size, size, device=dev, dtype=dt)
+    with torch.inference_mode():
+        f_s = lp.appearance_feature_extractor(img)
+        kp = torch.randn(1, 21, 3, device=dev, dtype=dt) * 0.3
+        warped = lp.warping_module(f_s, kp_driving=kp, kp_source=kp)["out"]
+        calls = {
+            "appearance_feature_extractor": (lambda: lp.appearance_feature_extractor(img), img),
+            "motion_extractor": (lambda: lp.motion_extractor(img), img),
+            "warping_module": (lambda: lp.warping_module(f_s, kp_driving=kp, kp_source=kp)["out"], f_s),
+            "spade_generator": (lambda: lp.spade_generator(warped), warped),
+            "stitching_retargeting_module": (lambda: lp.stitching_retargeting_module.stitch(kp, kp), kp),
+        }
+        rows = []
+        for name, (fn, x) in calls.items():
+            best, out = float("inf"), None
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = fn()
+                best = min(best, time.perf_counter() - t0)
+            out = out["exp"] if isinstance(out, dict) else out
+            rows.append({"network": name, "input": tuple(x.shape), "output": tuple(out.shape), "ms": round(best * 1e3, 1)})
+    return rows

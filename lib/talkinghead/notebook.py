@@ -74,3 +74,47 @@ def figure_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return buf.getvalue()
+
+
+def plot_feature_volume(feature_3d, channels: int = 4, depths: int = 4, size: float = 1.6):
+    """A grid of slices of the appearance feature volume f_s (1, C, D, H, W): rows = channels, columns = depth slices.
+
+    Taught in notebooks/02_baking.ipynb. Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    v = np.asarray(feature_3d)[0]
+    c_idx = np.linspace(0, v.shape[0] - 1, min(channels, v.shape[0])).astype(int)
+    d_idx = np.linspace(0, v.shape[1] - 1, min(depths, v.shape[1])).astype(int)
+    fig, axes = plt.subplots(len(c_idx), len(d_idx), figsize=(size * len(d_idx), size * len(c_idx)), squeeze=False)
+    for i, c in enumerate(c_idx):
+        for j, d in enumerate(d_idx):
+            ax = axes[i, j]
+            ax.imshow(v[c, d], cmap="magma")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"depth {d}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"ch {c}", fontsize=8)
+    fig.suptitle(f"appearance features f_s {tuple(np.asarray(feature_3d).shape)}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def draw_keypoints(crop: np.ndarray, kp, radius: int = 5) -> np.ndarray:
+    """Draw implicit keypoints (21, 3) on a square RGB crop: x, y in [-1, 1] (the warping grid's coordinates) map to
+    the crop's pixels; colour encodes depth z (blue far, red near). Returns a copy. Taught in notebook 02."""
+    import cv2
+
+    img = np.ascontiguousarray(crop).copy()
+    n = img.shape[0]
+    kp = np.asarray(kp, np.float32).reshape(-1, 3)
+    z = (kp[:, 2] - kp[:, 2].min()) / (np.ptp(kp[:, 2]) + 1e-9)
+    for k, (x, y, _) in enumerate(kp):
+        px, py = int(round((x + 1) / 2 * (n - 1))), int(round((y + 1) / 2 * (n - 1)))
+        colour = (int(255 * z[k]), 64, int(255 * (1 - z[k])))
+        cv2.circle(img, (px, py), radius, colour, -1, lineType=cv2.LINE_AA)
+        cv2.putText(img, str(k), (px + radius, py - radius), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * n / 256, (255, 255, 255),
+                    1, cv2.LINE_AA)
+    return img
