@@ -83,19 +83,207 @@ def cmd_setup(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- corpus (01)
+def _corpus_args(p):
+    p.add_argument("--min-count", type=int, default=2, help="each initial/final/tone/phoneme at least this often (2)")
+    p.add_argument("--rates", default="1.0", help="comma-separated speaking rates, one wav each (default 1.0)")
+    p.add_argument("--limit", type=int, default=None, help="synthesise only the first N script lines")
+    p.add_argument("--no-tts", action="store_true", help="write script.md and index.json without synthesising")
+
+
+def cmd_corpus(args) -> int:
+    from .corpus import build
+
+    r = build(min_count=args.min_count, rates=[float(x) for x in args.rates.split(",")], limit=args.limit,
+              synthesize=not args.no_tts)
+    st = r["stats"]
+    print(f"script: {st['lines']} lines, {st['characters']} characters, ~{st['speech_s']:.0f} s of speech")
+    print(f"wrote {r['script_md']} and {r['index_json']}")
+    return 0
+
+
+# ---------------------------------------------------------------- sample recording (03)
+def _sample_args(p):
+    p.add_argument("--lines", type=int, default=None,
+                   help="corpus lines to use (default: 10 on the sample profile, all on full)")
+    p.add_argument("--seed", type=int, default=0, help="seed of blinks and head sway")
+
+
+def cmd_sample_recording(args) -> int:
+    from .pipeline import SAMPLE_RECORDING_LINES, ensure_corpus
+    from .profiles import get_profile
+    from .sample import make_sample_recording
+
+    ensure_corpus()
+    profile = get_profile()
+    rec = make_sample_recording(profile=profile.name, seed=args.seed,
+                                max_lines=args.lines or SAMPLE_RECORDING_LINES[profile.name])
+    print(f"wrote {rec.video} ({rec.n_frames} frames, {len(rec.segments)} lines), {rec.motion_file}, {rec.meta_file}")
+    return 0
+
+
+# ---------------------------------------------------------------- bake (02)
+def _bake_args(p):
+    p.add_argument("portrait", nargs="?", default=None,
+                   help="your portrait (JPEG/PNG, any size); omitted: the sample astronaut")
+    p.add_argument("--pick", choices=["single", "largest"], default="single",
+                   help="several faces: fail ('single', default) or take the biggest ('largest')")
+    p.add_argument("--detector", choices=["auto", "scrfd", "opencv"], default="auto", help="face detector")
+    p.add_argument("--out", default=None, help="bundle folder (default: WORKSPACE/avatar)")
+
+
+def cmd_bake(args) -> int:
+    from .bake import bake, load_bundle, sample_portrait
+
+    src = args.portrait if args.portrait else sample_portrait()
+    out = bake(src, args.out, pick=args.pick, detector=args.detector,
+               name=None if args.portrait else "astronaut.png")
+    b = load_bundle(out)
+    print(f"baked {b.manifest['source']['name']} into {out} ({len(b.manifest['files'])} files, profile {b.profile})")
+    return 0
+
+
+# ---------------------------------------------------------------- extract (03)
+def _extract_args(p):
+    p.add_argument("video", nargs="?", default=None,
+                   help="your recording (mp4/mov/webm with sound); omitted: the sample recording")
+    p.add_argument("--out", default=None, help="dataset path (default: WORKSPACE/data/dataset.npz)")
+    p.add_argument("--fps", type=float, default=25, help="the video clock (default 25)")
+
+
+def cmd_extract(args) -> int:
+    from .motion import extract
+    from .pipeline import ensure_sample_recording
+
+    video = args.video or ensure_sample_recording()
+    ex = extract(video, args.out, fps=args.fps)
+    print(f"{ex.n_frames} frames ({ex.n_valid} with a face) at {ex.fps:.1f} frames/s -> {ex.dataset}")
+    return 0
+
+
+# ---------------------------------------------------------------- train (04)
+def _train_args(p):
+    p.add_argument("--dataset", default=None, help="dataset.npz (default: WORKSPACE/data/dataset.npz)")
+    p.add_argument("--bundle", default=None, help="avatar bundle to save into (default: WORKSPACE/avatar)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping on held-out lines)")
+    p.add_argument("--mode", choices=["audio_only", "idle_from_recording"], default="idle_from_recording",
+                   help="add blinks and head sway replayed from the recording (default) or audio only")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def cmd_train(args) -> int:
+    from pathlib import Path
+
+    from .a2m import run_training
+    from .pipeline import ensure_bundle, ensure_dataset
+
+    dataset = Path(args.dataset) if args.dataset else ensure_dataset()
+    bundle = Path(args.bundle) if args.bundle else ensure_bundle()
+    r = run_training(dataset, bundle, epochs=args.epochs, mode=args.mode, seed=args.seed)
+    print(f"wrote {r.paths['checkpoint']} and {r.paths['metrics']}")
+    return 0
+
+
+# ---------------------------------------------------------------- export (05)
+def _export_args(p):
+    p.add_argument("--bundle", default=None, help="avatar bundle (default: WORKSPACE/avatar)")
+    p.add_argument("--variants", default="fp32,fp16,int8", help="renderer variants (default fp32,fp16,int8)")
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from .export import export_bundle, variant_table
+    from .paths import data_dir
+    from .pipeline import ensure_trained
+
+    bundle = Path(args.bundle) if args.bundle else ensure_trained().parent
+    dataset = data_dir() / "dataset.npz"
+    report = export_bundle(bundle, dataset if dataset.is_file() else None, variants=tuple(args.variants.split(",")))
+    print(variant_table(report))
+    return 0
+
+
+# ---------------------------------------------------------------- speak (06)
+def _speak_args(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("audio", nargs="?", default=None, help="speech to animate (wav/mp3/mp4..., any rate/channels)")
+    g.add_argument("--text", default=None, help="or a sentence to synthesise (Chinese or English)")
+    p.add_argument("--bundle", default=None, help="exported avatar bundle (default: WORKSPACE/avatar)")
+    p.add_argument("--out", default=None, help="output mp4 (default: WORKSPACE/out/speak.mp4)")
+    p.add_argument("--variant", default="default", help="renderer variant: fp32, fp16, int8 or 'default'")
+
+
+def cmd_speak(args) -> int:
+    from pathlib import Path
+
+    from .live import speak
+    from .paths import out_dir
+    from .pipeline import ensure_exported
+
+    bundle = Path(args.bundle) if args.bundle else ensure_exported()
+    what = args.audio or args.text or DEMO_SENTENCE
+    out = Path(args.out) if args.out else out_dir() / "speak.mp4"
+    result = speak(bundle, what, out, variant=args.variant)
+    print(f"wrote {out}")
+    if result is not None and hasattr(result, "summary"):
+        print(result.summary())
+    return 0
+
+
 # ---------------------------------------------------------------- demo
+DEMO_SENTENCE = "你好，我是你的数字分身。Hello, I am your talking avatar."
+
+
 def _demo_args(p):
-    pass
+    p.add_argument("--text", default=DEMO_SENTENCE, help="the new sentence the avatar speaks at the end")
+    p.add_argument("--epochs", type=int, default=None, help="Audio2Motion training epochs (default: the model's)")
 
 
 def cmd_demo(args) -> int:
-    """Run every stage that exists, in order, on the sample assets."""
-    return cmd_setup(argparse.Namespace(no_face_detector=False, **vars(args)))
+    """corpus -> sample recording -> bake -> extract -> train -> export -> speak a new sentence."""
+    from . import pipeline
+    from .live import speak
+    from .machine import format_report, machine_report
+    from .paths import out_dir
+    from .profiles import get_profile
+
+    t0 = time.perf_counter()
+    profile = get_profile()
+    print(format_report(machine_report()))
+    if profile.is_sample:
+        print("\nSAMPLE PROFILE: seeded random weights, every image is noise; the files and timings are real.\n")
+    steps = [("corpus and TTS (01)", lambda: pipeline.ensure_corpus()),
+             ("sample recording (03)", lambda: pipeline.ensure_sample_recording(profile.name)),
+             ("bake (02)", lambda: pipeline.ensure_bundle(profile=profile.name)),
+             ("extract (03)", lambda: pipeline.ensure_dataset(profile=profile.name)),
+             ("train (04)", lambda: pipeline.ensure_trained(profile.name, epochs=args.epochs)),
+             ("export (05)", lambda: pipeline.ensure_exported(profile.name)),
+             ("speak (06)", lambda: speak(pipeline.ensure_exported(profile.name), args.text, out_dir() / "demo.mp4"))]
+    for i, (name, step) in enumerate(steps, 1):
+        t = time.perf_counter()
+        print(f"[{i}/{len(steps)}] {name}")
+        step()
+        print(f"      done in {time.perf_counter() - t:.1f} s")
+    print(f"\nthe demo wrote {out_dir() / 'demo.mp4'} and the avatar bundle {pipeline.paths.avatar_dir()} "
+          f"in {time.perf_counter() - t0:.0f} s")
+    return 0
 
 
 COMMANDS = {
-    "setup": ("check the machine and fetch (or build) the LivePortrait weights", _setup_args, cmd_setup),
-    "demo": ("run the whole course end to end on the sample assets", _demo_args, cmd_demo),
+    "setup": ("00: check the machine and fetch (or build) the LivePortrait weights", _setup_args, cmd_setup),
+    "corpus": ("01: write the recording script (script.md) and synthesise each line (audio/*.wav, index.json)",
+               _corpus_args, cmd_corpus),
+    "sample-recording": ("03: render the offline sample recording (data/sample_recording.mp4) from the corpus",
+                         _sample_args, cmd_sample_recording),
+    "bake": ("02: portrait -> avatar bundle (avatar/: crop, features, keypoints, mask, manifest.json)",
+             _bake_args, cmd_bake),
+    "extract": ("03: recording -> data/dataset.npz (motion per frame + audio features)", _extract_args, cmd_extract),
+    "train": ("04: dataset -> avatar/audio2motion.pt (+ metrics JSON)", _train_args, cmd_train),
+    "export": ("05: avatar -> ONNX models (renderer, paste, audio2motion) + manifest", _export_args, cmd_export),
+    "speak": ("06: new speech (audio file or --text) -> mp4 through the exported models", _speak_args, cmd_speak),
+    "demo": ("the whole course end to end on the sample assets -> out/demo.mp4 + the avatar bundle",
+             _demo_args, cmd_demo),
 }
 
 
