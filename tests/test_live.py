@@ -1,0 +1,288 @@
+"""The live engine (talkinghead.live): streamed frames equal the offline render, any chunking, any input rate, the
+clock drops frames when rendering is slow, stops leave playable files, and a bad bundle is one clear sentence.
+
+The bundle is the sample portrait baked and exported to ONNX (`talkinghead.export.export_bundle` when it exists; until
+then the same contract written here with torch.onnx), with a small Audio2Motion whose output moves, and an idle track.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from talkinghead import a2m, bake, layout, live, render  # noqa: E402
+from talkinghead.audio import FeatureParams, features_for_frames  # noqa: E402
+from talkinghead.errors import BundleError, MediaError  # noqa: E402
+
+SR = 16000
+SPF = 640
+
+
+# ---------------------------------------------------------------------------------------------------------- fixture
+class _Paste(torch.nn.Module):
+    """The paste-back half of BakedRenderer(paste=True): face (B, 3, 512, 512) -> frame (B, 3, H, W)."""
+
+    def __init__(self, full: render.BakedRenderer):
+        super().__init__()
+        for name in ("grid", "mask", "portrait"):
+            self.register_buffer(name, getattr(full, name).float(), persistent=False)
+
+    def forward(self, face):
+        grid = self.grid.expand(face.shape[0], -1, -1, -1)
+        warped = torch.nn.functional.grid_sample(face, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return torch.clamp(self.mask * warped + (1 - self.mask) * self.portrait, 0.0, 1.0)
+
+
+class _Step(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features, conv_state, gru_state, emotion):
+        y, (c, g) = self.model.step(features, (conv_state, gru_state), emotion)
+        return y, c, g
+
+
+def _moving_a2m() -> a2m.Audio2Motion:
+    """A small Audio2Motion with random weights whose output visibly moves the face (the head starts at zero)."""
+    torch.manual_seed(0)
+    m = a2m.Audio2Motion(a2m.A2MConfig(hidden=32))
+    with torch.no_grad():
+        m.head.weight.normal_(0, 0.3)
+        m.feat_mean.fill_(-6.0)
+        m.feat_std.fill_(3.0)
+        std = torch.full((layout.MOTION_DIM,), 0.01)
+        std[layout.POSE] = 2.0
+        std[layout.T] = 0.01
+        std[layout.LOG_SCALE] = 0.01
+        m.motion_std.copy_(std)
+    return m.eval()
+
+
+def _export_here(path: Path, lp, model: a2m.Audio2Motion, idle: a2m.IdleMotion) -> None:
+    """Write renderer.onnx, paste.onnx, audio2motion.onnx, idle.npz and the manifest's "models" (the export contract)."""
+    from talkinghead.fileio import save_npz
+
+    b = bake.load_bundle(path)
+    full = render.BakedRenderer(lp, b, paste=True).eval()
+    face = render.BakedRenderer(lp, b, paste=False).eval()
+    kw = dict(opset_version=20, dynamo=False)
+    with torch.no_grad():
+        torch.onnx.export(face, (torch.zeros(1, 69),), str(path / "renderer.onnx"), input_names=["motion"],
+                          output_names=["face"], dynamic_axes={"motion": {0: "B"}, "face": {0: "B"}}, **kw)
+        torch.onnx.export(_Paste(full).eval(), (torch.zeros(1, 3, 512, 512),), str(path / "paste.onnx"),
+                          input_names=["face"], output_names=["frame"],
+                          dynamic_axes={"face": {0: "B"}, "frame": {0: "B"}}, **kw)
+        c0, g0 = model.init_state(1)
+        torch.onnx.export(_Step(model).eval(), (torch.zeros(1, 3, 4, 80), c0, g0, torch.zeros(1, dtype=torch.long)),
+                          str(path / "audio2motion.onnx"),
+                          input_names=["features", "conv_state", "gru_state", "emotion"],
+                          output_names=["motion", "conv_state_out", "gru_state_out"],
+                          dynamic_axes={"features": {1: "C"}, "motion": {1: "C"}}, **kw)
+    save_npz(path / "idle.npz", {"track": idle.track, "dims": idle.dims,
+                                 "crossfade": np.array(idle.crossfade), "fps": np.array(idle.fps)})
+    c = model.config
+    h, w = b.portrait.shape[:2]
+    models = {
+        "renderer": {"input": "motion", "output": "face", "variants": {"fp32": {"file": "renderer.onnx"}},
+                     "default": "fp32"},
+        "paste": {"file": "paste.onnx", "input": "face", "output": "frame", "height": h, "width": w},
+        "audio2motion": {"file": "audio2motion.onnx", "lookahead_frames": c.lookahead_frames,
+                         "conv_state_shape": [1, c.conv_kernel - 1, c.hidden],
+                         "gru_state_shape": [c.layers, 1, c.hidden], "n_emotions": c.n_emotions,
+                         "no_emotion_id": c.n_emotions, "silence": model.silence.tolist(),
+                         "feature_params": FeatureParams().to_dict(), "mode": "idle_from_recording",
+                         "idle": {"file": "idle.npz"}},
+        "opset": 20}
+    bake.add_files(path, ["renderer.onnx", "paste.onnx", "audio2motion.onnx", "idle.npz"], models=models)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """(bundle folder, torch Audio2Motion, IdleMotion, PyTorch BakedRenderer(paste=True), Bundle)."""
+    from talkinghead.liveportrait import load_liveportrait
+
+    lp = load_liveportrait(profile="sample")
+    path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("live") / "avatar", lp=lp)
+    model = _moving_a2m()
+    rng = np.random.default_rng(1)
+    idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (120, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
+                          a2m.IDLE_DIMS.copy(), 25.0, 12)
+    _export_here(path, lp, model, idle)
+    b = bake.load_bundle(path)
+    return path, model, idle, render.BakedRenderer(lp, b, paste=True).eval(), b
+
+
+@pytest.fixture(scope="module")
+def runtime(env):
+    return live.BundleRuntime(env[0], threads=1)   # one thread: steadier on a shared 2-core machine
+
+
+def _speechy(seconds: float, seed: int = 0) -> np.ndarray:
+    """Syllable-like tone bursts with noise at 16 kHz."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    env_ = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2
+    x = env_ * (0.3 * np.sin(2 * np.pi * 180 * t) + 0.2 * np.sin(2 * np.pi * 900 * t)) + 0.02 * rng.normal(size=len(t))
+    return x.astype(np.float32)
+
+
+def _stream(runtime, samples, sr=SR, chunk=SPF, mode="preview", **kw) -> tuple[np.ndarray, live.LiveEngine]:
+    eng = live.LiveEngine(runtime, mode=mode, verbose=False, **kw)
+    frames = [f.image for f in eng.frames(live.ArraySource(samples, sr, chunk=chunk))]
+    return (np.stack(frames) if frames else np.zeros((0,), np.uint8)), eng
+
+
+def _offline(env, samples) -> np.ndarray:
+    """Offline features -> PyTorch Audio2Motion.forward (+ the idle track) -> PyTorch BakedRenderer(paste=True)."""
+    _, model, idle, renderer, b = env
+    feats = features_for_frames(samples)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                     # two torch threads on a busy 2-core machine run 5-10x slower
+    try:
+        motion = a2m.combine(a2m.predict(model, feats), idle, "idle_from_recording")
+        return render.render(b, motion, renderer=renderer, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------------------------------------ tests
+def test_streamed_frames_equal_offline_render(env, runtime):
+    x = _speechy(0.6)
+    streamed, eng = _stream(runtime, x, chunk=SPF)
+    offline = _offline(env, x)
+    assert streamed.shape == offline.shape == (15, *env[4].portrait.shape)
+    diff = np.abs(streamed.astype(int) - offline.astype(int))
+    assert diff.max() <= 2, diff.max()
+    assert (np.abs(np.diff(streamed.astype(int), axis=0)).max(axis=(1, 2, 3)) > 0).all()  # the face moves
+    r = eng.report
+    assert (r.frames, r.rendered, r.dropped) == (15, 15, 0)
+    assert abs(sum(r.shares.values()) - 1) < 1e-9 and r.stage_s["renderer"] > 0 and r.latency_p95_ms > 0
+    # the ONNX whole-utterance path agrees too
+    motion = runtime.motion_offline(x)
+    assert np.abs(runtime.render(motion).astype(int) - offline.astype(int)).max() <= 2
+
+
+def test_any_chunk_size_gives_identical_frames(runtime):
+    x = _speechy(0.35, seed=3)
+    ref, _ = _stream(runtime, x, chunk=640)
+    assert len(ref) == 9                                                   # two batches of 4 and a tail of 1
+    for chunk in (160, 333, 16000):
+        got, _ = _stream(runtime, x, chunk=chunk)
+        np.testing.assert_array_equal(got, ref, err_msg=f"chunk {chunk}")
+
+
+def test_44k_stereo_array_and_file(runtime, tmp_path):
+    import soundfile as sf
+
+    from talkinghead.audio import load_audio
+
+    n = int(0.3 * 44100)
+    t = np.arange(n) / 44100
+    stereo = np.stack([np.sin(2 * np.pi * 220 * t), 0.5 * np.sin(2 * np.pi * 330 * t)], 1).astype(np.float32) * 0.3
+    frames, eng = _stream(runtime, stereo, sr=44100, chunk=700)
+    n16 = len(load_audio(stereo, sr=SR, orig_sr=44100))
+    assert len(frames) == -(-n16 // SPF) == eng.report.frames
+    sf.write(tmp_path / "a.wav", stereo, 44100, subtype="FLOAT")
+    eng2 = live.LiveEngine(runtime, mode="preview", verbose=False)
+    from_file = np.stack([f.image for f in eng2.frames(live.FileSource(tmp_path / "a.wav", realtime=False))])
+    np.testing.assert_array_equal(from_file, frames)
+
+
+def test_empty_and_silent_input(runtime, tmp_path):
+    frames, eng = _stream(runtime, np.zeros(0, np.float32))
+    assert len(frames) == 0 and eng.report.frames == 0
+    sink = live.VideoSink(tmp_path / "empty.mp4", verbose=False)
+    live.LiveEngine(runtime, mode="preview", verbose=False).run(live.ArraySource(np.zeros(0)), sink)
+    assert sink.path is None and not (tmp_path / "empty.mp4").exists()
+    silent, eng = _stream(runtime, np.zeros(5000, np.float32), chunk=320)      # idle avatar, not an error
+    assert silent.shape[0] == 8 and eng.report.rendered == 8
+    assert np.abs(np.diff(silent.astype(int), axis=0)).max() > 0              # idle motion moves
+
+
+def test_mp4_durations_agree_and_stop_leaves_playable_file(runtime, tmp_path):
+    from talkinghead.video import durations
+
+    out = tmp_path / "full.mp4"
+    r = live.LiveEngine(runtime, mode="preview", verbose=False).run(live.ArraySource(_speechy(0.5)),
+                                                                    live.VideoSink(out, verbose=False))
+    v, a = durations(out)
+    assert r.frames == 13 and abs(v - 13 / 25) < 1e-6 and abs(v - a) <= 1 / 25
+
+    eng = live.LiveEngine(runtime, mode="preview", verbose=False)
+
+    class StopAt(live.Sink):
+        def frame(self, f):
+            if f.index == 5:
+                eng.stop()
+
+    out2 = tmp_path / "stopped.mp4"
+    r2 = eng.run(live.ArraySource(_speechy(3.0), chunk=320), [live.VideoSink(out2, verbose=False), StopAt()])
+    assert r2.stopped and 6 <= r2.frames < 75
+    v, a = durations(out2)
+    assert abs(v - r2.frames / 25) < 1e-6 and abs(v - a) <= 1 / 25
+    assert not list(tmp_path.glob(".*part*"))                                # no temporary leftovers
+
+
+def test_realtime_slow_renderer_drops_frames(runtime, capsys, monkeypatch):
+    import time
+
+    fast = runtime.render
+
+    def slow(motion, times=None):
+        time.sleep(0.1)
+        return fast(motion, times)
+
+    monkeypatch.setattr(runtime, "render", slow)
+    eng = live.LiveEngine(runtime, mode="realtime", drop_frames=True)
+    frames = list(eng.frames(live.ArraySource(_speechy(1.0), realtime=True)))
+    r = eng.report
+    assert [f.index for f in frames] == list(range(25)) and r.frames == 25
+    assert r.dropped > 5 and r.rendered + r.dropped == 25 and r.rendered >= 3     # still renders what it can
+    assert all(f.repeated == (f.latency_s is None) for f in frames)
+    assert capsys.readouterr().out.count("slower than real time") == 1
+    assert r.achieved_fps < 25 and "dropped" in r.summary() and "| renderer |" in r.table()
+
+
+def test_bundle_errors(env, tmp_path):
+    bad = tmp_path / "avatar"
+    shutil.copytree(env[0], bad)
+    with open(bad / "renderer.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError) as e:
+        live.BundleRuntime(bad)
+    msg = str(e.value)
+    assert "renderer.onnx" in msg and "sha256" in msg and "\n" not in msg
+    with pytest.raises(BundleError, match="variant 'int8'"):
+        live.BundleRuntime(env[0], variant="int8")
+    plain = bake.bake(bake.sample_portrait(), tmp_path / "plain",
+                      lp=__import__("talkinghead.liveportrait", fromlist=["x"]).load_liveportrait(profile="sample"))
+    with pytest.raises(BundleError, match="no exported models"):
+        live.BundleRuntime(plain)
+
+
+def test_speak_text_to_mp4(env, runtime, tmp_path):
+    pytest.importorskip("espeakng_loader")
+    from talkinghead.video import durations
+
+    assert live.language_of("你好") == "zh" and live.language_of("Hello") == "en"
+    assert [lang for lang, _ in live._script_runs("你好，世界。Hello there!")] == ["zh", "en"]
+    res = live.speak(env[0], "你好", tmp_path / "s.mp4", runtime=runtime)
+    assert res.path == tmp_path / "s.mp4" and res.language == "zh" and res.report.dropped == 0
+    v, a = durations(res.path)
+    assert abs(v - res.report.frames / 25) < 1e-6 and abs(v - a) <= 1 / 25 and "->" in res.summary()
+
+
+def test_mic_without_sounddevice_is_one_sentence():
+    try:
+        import sounddevice  # noqa: F401
+        pytest.skip("sounddevice is installed")
+    except (ImportError, OSError):
+        pass
+    with pytest.raises(MediaError, match="sounddevice"):
+        live.MicSource()
