@@ -1,8 +1,9 @@
 """The live engine (talkinghead.live): streamed frames equal the offline render, any chunking, any input rate, the
 clock drops frames when rendering is slow, stops leave playable files, and a bad bundle is one clear sentence.
 
-The bundle is the sample portrait baked and exported to ONNX (`talkinghead.export.export_bundle` when it exists; until
-then the same contract written here with torch.onnx), with a small Audio2Motion whose output moves, and an idle track.
+The bundle is the sample portrait baked and exported by `talkinghead.export.export_bundle` (in a tree without the
+exporter, the same contract is written here with torch.onnx), with a small Audio2Motion whose output moves and an idle
+track, so the export contract is tested end to end.
 """
 from __future__ import annotations
 
@@ -113,7 +114,15 @@ def env(tmp_path_factory):
     rng = np.random.default_rng(1)
     idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (120, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
                           a2m.IDLE_DIMS.copy(), 25.0, 12)
-    _export_here(path, lp, model, idle)
+    try:
+        from talkinghead.export import export_bundle
+    except ImportError:                  # a tree without the exporter: the same contract, written here
+        _export_here(path, lp, model, idle)
+    else:
+        a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model, model.config, FeatureParams(), {},
+                            mode="idle_from_recording", idle=idle)
+        bake.add_files(path, [a2m.CHECKPOINT_NAME])
+        export_bundle(path, None, variants=("fp32",), progress=False, lp=lp)
     b = bake.load_bundle(path)
     return path, model, idle, render.BakedRenderer(lp, b, paste=True).eval(), b
 

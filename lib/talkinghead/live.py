@@ -273,16 +273,24 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 def _load_idle(path: Path, spec) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The idle loop (M, D) and its motion dims (D,) from the manifest's `idle` entry.
 
-    Accepted: {"file": "idle.npz"} with arrays `loop` (or `track` [+ `crossfade`]) and `dims`, or the same keys
-    inline as lists. A track without a loop is looped as `talkinghead.a2m.IdleMotion` does."""
+    Accepted: {"file": "idle.npy", "dims": [...]} (the loop itself, as `talkinghead.export` writes it),
+    {"file": "idle.npz"} with arrays `loop` (or `track` [+ `crossfade`]) and `dims`, or the same keys inline as
+    lists. A track without a loop is looped as `talkinghead.a2m.IdleMotion` does."""
     if not spec:
         return None, None
     if isinstance(spec, str):
         spec = {"file": spec}
     arrays = dict(spec)
     if "file" in spec:
-        from .fileio import load_npz
-        arrays.update(load_npz(path / spec["file"], "idle motion"))
+        f = path / spec["file"]
+        if f.suffix == ".npy":
+            try:
+                arrays["loop"] = np.load(f, allow_pickle=False)
+            except (OSError, ValueError):
+                raise BundleError(f"{f}: the idle motion cannot be read; export the bundle again.") from None
+        else:
+            from .fileio import load_npz
+            arrays.update(load_npz(f, "idle motion"))
     dims = np.asarray(arrays.get("dims"), np.int64)
     if "loop" in arrays:
         loop = np.asarray(arrays["loop"], np.float32)
