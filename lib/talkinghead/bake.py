@@ -27,12 +27,13 @@ import numpy as np
 
 from . import crop as cropping
 from . import layout
-from .errors import BundleError, MediaError
+from .errors import BundleError, MediaError, TalkingHeadError
 from .fileio import atomic_dir, load_json, load_npz, save_json, save_npz, sha256_file, write_bytes
 
 FORMAT = "talkinghead-avatar"
 FORMAT_VERSION = 1
 FPS = 25
+BAKED_FILES = ("source.npz", "portrait.png", "crop.png", "paste_mask.png")  # hashed in manifest.json
 SOURCE_ARRAYS = ("feature_3d", "kp", "exp", "pose", "t", "scale", "x_s", "lip_open", "M_o2c", "M_c2o", "mask_crop")
 
 
@@ -127,7 +128,7 @@ def bake(portrait, out_dir: str | os.PathLike | None = None, profile=None, weigh
         _write_png(tmp / "crop.png", crop.img_crop)
         _write_png(tmp / "paste_mask.png", np.round(mask_ori * 255).astype(np.uint8))
         manifest = _manifest(lp, image, name, face, crop)
-        manifest["files"] = {f: _file_entry(tmp / f) for f in ("source.npz", "portrait.png", "crop.png", "paste_mask.png")}
+        manifest["files"] = {f: _file_entry(tmp / f) for f in BAKED_FILES}
         save_json(tmp / "manifest.json", manifest)
     return out_dir
 
@@ -212,7 +213,10 @@ def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> B
     manifest = _read_manifest(path)
     if verify:
         verify_bundle(path, manifest)
-    src = load_npz(path / "source.npz", "avatar source tensors")
+    try:
+        src = load_npz(path / "source.npz", "avatar source tensors")
+    except TalkingHeadError as e:
+        raise BundleError(str(e)) from None
     return Bundle(path, manifest, src, _read_png(path / "portrait.png"), _read_png(path / "crop.png"),
                   _read_png(path / "paste_mask.png", grey=True).astype(np.float32) / 255.0)
 
@@ -222,13 +226,18 @@ def _read_manifest(path: Path) -> dict:
     if not mf.is_file():
         raise BundleError(f"{path}: not an avatar bundle (no manifest.json); bake one with notebook 02 or "
                           "`python -m talkinghead bake PORTRAIT`.")
-    manifest = load_json(mf, "avatar manifest")
-    if manifest.get("format") != FORMAT:
+    try:
+        manifest = load_json(mf, "avatar manifest")
+    except TalkingHeadError as e:
+        raise BundleError(str(e)) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{mf}: not a talkinghead avatar manifest; bake the portrait again.")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise BundleError(f"{mf}: bundle format version {version}, this talkinghead reads version {FORMAT_VERSION}; "
                           "bake the portrait again with this version.")
+    if not isinstance(manifest.get("files"), dict):
+        raise BundleError(f"{mf}: lists no files (incomplete or edited manifest); bake the portrait again.")
     return manifest
 
 
@@ -236,6 +245,10 @@ def verify_bundle(path: str | os.PathLike, manifest: dict | None = None) -> None
     """Check that every file listed in the manifest exists and matches its sha256."""
     path = Path(path)
     manifest = manifest or _read_manifest(path)
+    unlisted = [f for f in BAKED_FILES if f not in manifest["files"]]
+    if unlisted:
+        raise BundleError(f"{path / 'manifest.json'}: does not list {', '.join(unlisted)} (incomplete or edited "
+                          "manifest); bake the portrait again.")
     for name, entry in manifest["files"].items():
         f = path / name
         if not f.is_file():

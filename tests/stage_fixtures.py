@@ -1,0 +1,137 @@
+"""Shared, expensive inputs of the stage tests (bake, render, sample recording, motion extraction).
+
+Each is made once per test process and cached here (test modules import this module by name, so a corpus, a sample
+recording or an extraction built for one test file is reused by the next). Everything runs on the sample profile
+(tests/conftest.py sets it), with torch on one thread while building (the test machine is small and shared).
+
+Also: the synthetic "talking astronaut" videos for motion extraction: scikit-image's astronaut photo (a real face
+OpenCV's cascade finds), slightly zoomed and shifted per frame, with a tone track that has one pause in it.
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkinghead import video as V
+
+_CACHE: dict[str, object] = {}
+
+CORPUS_LINES = 12        # lines synthesised for the test corpus (espeak, offline)
+RECORDING_LINES = 3      # lines in the test sample recording
+
+
+@contextlib.contextmanager
+def one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def cached(key: str, make):
+    if key not in _CACHE:
+        with one_thread():
+            _CACHE[key] = make()
+    return _CACHE[key]
+
+
+# --------------------------------------------------------------------------------------------------- stage outputs
+def liveportrait():
+    from talkinghead.liveportrait import load_liveportrait
+
+    return cached("lp", lambda: load_liveportrait(profile="sample"))
+
+
+def corpus_dir(tmp_path_factory) -> Path:
+    from talkinghead import corpus
+
+    def make():
+        d = tmp_path_factory.mktemp("corpus")
+        corpus.build(d, limit=CORPUS_LINES, progress=False)
+        return d
+
+    return cached("corpus", make)
+
+
+def sample_recording(tmp_path_factory):
+    """(SampleRecording, corpus_dir) for a RECORDING_LINES-line sample recording."""
+    from talkinghead import sample
+
+    corpus = corpus_dir(tmp_path_factory)
+    lp = liveportrait()
+    rec = cached("recording", lambda: sample.make_sample_recording(
+        corpus, tmp_path_factory.mktemp("sample_data"), max_lines=RECORDING_LINES, lp=lp, progress=False))
+    return rec, corpus
+
+
+def sample_extraction(tmp_path_factory):
+    """(Extraction, SampleRecording, corpus_dir): the sample recording's motion extracted back."""
+    from talkinghead import motion
+
+    rec, corpus = sample_recording(tmp_path_factory)
+    lp = liveportrait()
+    ex = cached("extraction", lambda: motion.extract(rec.video, rec.video.parent / "dataset.npz", lp=lp,
+                                                     progress=False))
+    return ex, rec, corpus
+
+
+# --------------------------------------------------------------------------------------------------- media helpers
+def ffmpeg(*args) -> None:
+    r = subprocess.run([V.ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def stream_codecs(path) -> tuple[list[str], list[str]]:
+    """(video codecs, audio codecs) of a file, as ffmpeg reports its streams."""
+    import re
+
+    r = subprocess.run([V.ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    video = re.findall(r"Stream #\d+:\d+.*?: Video: (\w+)", r.stderr)
+    audio = re.findall(r"Stream #\d+:\d+.*?: Audio: (\w+)", r.stderr)
+    return video, audio
+
+
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+def talking_frame(k: int, n: int, size=(256, 192)) -> np.ndarray:
+    """Frame k of n: a window around the astronaut's face, zooming (+-5%) and sliding (+-6 px) over time."""
+    w, h = size
+    s = 1.0 + 0.05 * np.sin(2 * np.pi * k / n)
+    cx, cy = 240 + 6 * np.sin(4 * np.pi * k / n), 190
+    hw = 200 / s
+    hh = hw * h / w
+    src = np.float32([[cx - hw, cy - hh], [cx + hw, cy - hh], [cx - hw, cy + hh]])
+    m = cv2.getAffineTransform(src, np.float32([[0, 0], [w, 0], [0, h]]))
+    return cv2.warpAffine(astronaut(), m, (w, h), flags=cv2.INTER_AREA)
+
+
+def tone_with_pause(duration_s: float, sr: int = 16000, pause=(0.8, 1.2)) -> np.ndarray:
+    """A 220 Hz tone (amplitude 0.4) over `duration_s` seconds, silent during `pause` (seconds) and the first 0.2 s."""
+    t = np.arange(int(round(duration_s * sr))) / sr
+    x = 0.4 * np.sin(2 * np.pi * 220 * t)
+    x[(t < 0.2) | ((t >= pause[0]) & (t < pause[1]))] = 0.0
+    return x.astype(np.float32)
+
+
+def talking_video(path: Path, n: int = 60, fps: float = 30, size=(256, 192), audio: bool = True,
+                  blank=(), frame_fn=None) -> Path:
+    """n frames at `fps` of the talking astronaut (frames in `blank` painted flat grey), with the tone track."""
+    frames = []
+    for k in range(n):
+        f = frame_fn(k, n) if frame_fn else talking_frame(k, n, size)
+        frames.append(np.full_like(f, 128) if k in blank else f)
+    snd = (tone_with_pause(n / fps), 16000) if audio else None
+    return V.write_video(path, frames, fps=fps, audio=snd, progress=False, crf=12)
