@@ -21,7 +21,7 @@ from talkinghead import video as V
 _CACHE: dict[str, object] = {}
 
 CORPUS_LINES = 12        # lines synthesised for the test corpus (espeak, offline)
-RECORDING_LINES = 3      # lines in the test sample recording
+RECORDING_LINES = 2      # lines in the test sample recording (4.6 s, 115 frames: extraction costs 0.2 s a frame)
 
 
 @contextlib.contextmanager
