@@ -285,6 +285,8 @@ def test_speak_text_to_mp4(env, runtime, tmp_path):
     assert res.path == tmp_path / "s.mp4" and res.language == "zh" and res.report.dropped == 0
     v, a = durations(res.path)
     assert abs(v - res.report.frames / 25) < 1e-6 and abs(v - a) <= 1 / 25 and "->" in res.summary()
+    with pytest.raises(MediaError, match="does not exist"):
+        live.speak(env[0], "no_such_take.wav", tmp_path / "x.mp4", runtime=runtime)
 
 
 def test_mic_without_sounddevice_is_one_sentence():

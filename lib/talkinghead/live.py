@@ -494,9 +494,16 @@ class TimingReport:
         total = sum(self.stage_s.values())
         return {s: (self.stage_s[s] / total if total > 0 else 0.0) for s in STAGES}
 
+    @property
+    def per_frame_ms(self) -> dict:
+        """Milliseconds per frame of each stage: features, a2m and sink per frame, renderer and paste per rendered one."""
+        return {s: 1000 * self.stage_s[s] / max(1, self.rendered if s in ("renderer", "paste") else self.frames)
+                for s in STAGES}
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["shares"] = self.shares
+        d["per_frame_ms"] = self.per_frame_ms
         return d
 
     def summary(self) -> str:
@@ -519,9 +526,9 @@ class TimingReport:
                      ("latency mean / p95", f"{self.latency_mean_ms:.0f} / {self.latency_p95_ms:.0f} ms"),
                      ("scheduled delay (realtime)", f"{self.delay_ms:.0f} ms")):
             rows.append(f"| {k} | {v} |")
-        n = max(self.rendered, 1)
+        per = self.per_frame_ms
         for s in STAGES:
-            rows.append(f"| {s} | {1000 * self.stage_s[s] / n:.1f} ms/frame ({100 * self.shares[s]:.0f} %) |")
+            rows.append(f"| {s} | {per[s]:.1f} ms/frame ({100 * self.shares[s]:.0f} % of busy time) |")
         return "\n".join(rows)
 
     def _repr_markdown_(self) -> str:
@@ -537,9 +544,9 @@ class TimingReport:
             fig = ax.figure
         sh = self.shares
         ax.barh(list(STAGES)[::-1], [100 * sh[s] for s in STAGES][::-1], color="#4c72b0")
-        n = max(self.rendered, 1)
+        per = self.per_frame_ms
         for i, s in enumerate(list(STAGES)[::-1]):
-            ax.text(100 * sh[s] + 1, i, f"{1000 * self.stage_s[s] / n:.1f} ms/frame", va="center", fontsize=8)
+            ax.text(100 * sh[s] + 1, i, f"{per[s]:.1f} ms/frame", va="center", fontsize=8)
         ax.set_xlim(0, 115)
         ax.set_xlabel("share of busy time (%)")
         ax.set_title(f"{self.mode}: {self.achieved_fps:.1f} fps achieved, target {self.fps:g}")
@@ -820,6 +827,8 @@ class VideoSink(Sink):
             self._tmp.cleanup()
 
     def abort(self) -> None:
+        if not hasattr(self, "_tmp"):        # never started
+            return
         try:
             self._sf.close()
         except Exception:
@@ -915,6 +924,7 @@ class LiveEngine:
             ok = True
             return report
         finally:
+            gen.close()
             if not ok:
                 sink.abort()
 
@@ -1189,6 +1199,8 @@ def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None,
     from .paths import out_dir
 
     text = lang = None
+    if isinstance(audio_or_text, str) and not _is_file(audio_or_text) and _MEDIA_NAME.match(audio_or_text.strip()):
+        raise MediaError(f"{audio_or_text}: the file does not exist; check the path (or pass text to speak).")
     if isinstance(audio_or_text, str) and not _is_file(audio_or_text):
         text = audio_or_text
         lang = language or language_of(text)
@@ -1201,6 +1213,9 @@ def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None,
     engine = LiveEngine(rt, emotion=emotion, mode="preview", verbose=verbose)
     report = engine.run(source, sinks)
     return SpeakResult(sinks[0].path, report, report.audio_s, text, lang)
+
+
+_MEDIA_NAME = re.compile(r"^\S+\.(wav|mp3|flac|ogg|oga|m4a|aac|opus|aiff?|mp4|mov|mkv|webm|avi)$", re.IGNORECASE)
 
 
 def _is_file(s: str) -> bool:
