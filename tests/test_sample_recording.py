@@ -97,7 +97,8 @@ def test_sound_is_on_the_lines_and_silent_between(rec):
     rms = lambda a, b: float(np.sqrt(np.mean(x[int(a * sr):int(b * sr)] ** 2)))  # noqa: E731
     for s in segs:
         assert rms(s["start_s"], s["end_s"]) > 0.02
-    gaps = [(0.05, segs[0]["start_s"] - 0.05)] + [(a["end_s"] + 0.05, b["start_s"] - 0.05) for a, b in zip(segs, segs[1:])]
+    gaps = [(0.05, segs[0]["start_s"] - 0.05)]
+    gaps += [(a["end_s"] + 0.05, b["start_s"] - 0.05) for a, b in zip(segs, segs[1:])]
     for a, b in gaps:
         assert rms(a, b) < 0.003, (a, b)
 
@@ -213,7 +214,8 @@ def test_timeline_lays_lines_out_with_pauses(timeline):
         assert b["start_s"] - a["end_s"] == pytest.approx(sample.GAP_S, abs=2e-4)
     assert len(timeline.audio) / sample.SAMPLE_RATE == pytest.approx(segs[-1]["end_s"] + sample.GAP_S, abs=2e-4)
     starts = [p["start_s"] for p in timeline.phonemes]
-    assert starts == sorted(starts) and segs[0]["start_s"] <= starts[0] and timeline.phonemes[-1]["end_s"] <= segs[-1]["end_s"] + 1e-3
+    assert starts == sorted(starts) and segs[0]["start_s"] <= starts[0]
+    assert timeline.phonemes[-1]["end_s"] <= segs[-1]["end_s"] + 1e-3
 
 
 def test_spread_keeps_every_emotion():

@@ -30,6 +30,7 @@ from .errors import MediaError
 DETECT_MAX_SIDE = 640   # frames are shrunk to this for detection (points scaled back)
 SMOOTH_FRAMES = 5       # centred moving average of the 5 points over runs of detected frames
 PAUSE_S = 0.35          # a quieter stretch at least this long splits segments (when no sidecar gives them)
+SILENCE_DBFS = -70.0    # audio frames quieter than this (absolute, RMS re full scale) are silence
 FORMAT_VERSION = 1
 
 
@@ -53,26 +54,47 @@ def track_face(video_path, fps: float = 25, detector: str = "auto", weights_dir=
     """Pass 1: 5 face points per frame, (N, 5, 2) float32 in full-resolution pixels, plus `detected` (N,) bool and
     `valid` (N,) bool.
 
-    The largest face of each frame is taken; points are smoothed over time within runs of detected frames. Frames with
-    no face are invalid, unless `fallback_points` (5, 2) is given (the sample recording knows where its face is).
+    Of several faces in a frame, the one that continues the track is taken (`pick_track`: a detector's occasional
+    false positive, even a larger one, does not pull the crop away); points are smoothed over time within runs of
+    detected frames. Frames with no face are invalid, unless `fallback_points` (5, 2) is given (the sample recording
+    knows where its face is).
     """
     from .face import detect_faces
     from .video import iter_video_frames, probe
 
     info = probe(video_path)
     scale = min(1.0, DETECT_MAX_SIDE / max(info.width, info.height))
-    points, detected = [], []
+    candidates = []
     for _, frame in iter_video_frames(video_path, fps=fps, max_side=DETECT_MAX_SIDE, progress=progress):
         faces = detect_faces(frame, detector=detector, weights_dir=weights_dir)
-        detected.append(bool(faces))
-        points.append(faces[0].points5 / scale if faces else np.full((5, 2), np.nan, np.float32))
-    points, detected = np.asarray(points, np.float32).reshape(-1, 5, 2), np.asarray(detected, bool)
+        candidates.append([(f.points5 / scale, f.score) for f in faces])
+    points, detected = pick_track(candidates)
     points = smooth_points(points, detected)
     valid = detected.copy()
     if fallback_points is not None:
         points[~detected] = np.asarray(fallback_points, np.float32)
         valid[:] = True
     return points, detected, valid
+
+
+def pick_track(candidates: list[list[tuple[np.ndarray, float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """One face per frame from every frame's detections [(points5 (5, 2), score), ...] -> points (N, 5, 2) float32
+    (NaN where none) and detected (N,) bool.
+
+    The track starts at the median position of each frame's most confident face (the speaker, who is there all the
+    time) and then, frame by frame, takes the face nearest to the one taken before.
+    """
+    n = len(candidates)
+    points, detected = np.full((n, 5, 2), np.nan, np.float32), np.zeros(n, bool)
+    best = [max(c, key=lambda f: f[1])[0].mean(axis=0) for c in candidates if c]
+    if not best:
+        return points, detected
+    prev = np.median(np.asarray(best), axis=0)
+    for k, faces in enumerate(candidates):
+        if faces:
+            p = min(faces, key=lambda f: float(np.sum((f[0].mean(axis=0) - prev) ** 2)))[0]
+            points[k], detected[k], prev = p, True, p.mean(axis=0)
+    return points, detected
 
 
 def smooth_points(points: np.ndarray, detected: np.ndarray, width: int = SMOOTH_FRAMES) -> np.ndarray:
@@ -140,9 +162,14 @@ def run_motion_extractor(video_path, points: np.ndarray, valid: np.ndarray, lp, 
 
 # ------------------------------------------------------------------------------------------------ reference frame
 def eye_closure(exp: np.ndarray) -> np.ndarray:
-    """Eye-closure proxy (N,) from absolute exp (N, 63): grows along the blink direction (FACTS.md)."""
+    """Eye-closure proxy (N,) from absolute exp (N, 63): grows as the eyes close.
+
+    The blink slider e of FACTS.md moves kp11.y and kp15.y by -0.001 e and kp13.y, kp16.y by +0.0003 e, and its
+    negative values close the eyes (the editor's range is -20..5; `talkinghead.sample` blinks with -20), so closing
+    is the direction (+0.001, -0.0003) on (11.y and 15.y, 13.y and 16.y).
+    """
     e = exp.reshape(-1, 21, 3)
-    return -(e[:, 11, 1] + e[:, 15, 1]) + 0.3 * (e[:, 13, 1] + e[:, 16, 1])
+    return (e[:, 11, 1] + e[:, 15, 1]) - 0.3 * (e[:, 13, 1] + e[:, 16, 1])
 
 
 def reference_frame(exp: np.ndarray, pose: np.ndarray, valid: np.ndarray) -> int:
@@ -170,14 +197,15 @@ def read_sidecar(video_path) -> dict | None:
 def segments_from_pauses(audio: np.ndarray, sr: int, n_frames: int, fps: float, pause_s: float = PAUSE_S,
                          threshold_db: float = -40.0) -> list[dict]:
     """Split speech at pauses: runs of 20 ms audio frames quieter than `threshold_db` (relative to the loudest) lasting
-    at least `pause_s` end a segment. Returns [{id, start_frame, end_frame, text, emotion, language}]."""
+    at least `pause_s` end a segment; frames below SILENCE_DBFS are quiet whatever the loudest is (digital silence is
+    no segment). Returns [{id, start_frame, end_frame, text, emotion, language}]."""
     hop = int(sr * 0.02)
     m = len(audio) // hop
     if m == 0:
         return []
     rms = np.sqrt(np.mean(audio[: m * hop].reshape(m, hop) ** 2, axis=1) + 1e-12)
     db = 20 * np.log10(rms / (rms.max() + 1e-12) + 1e-12)
-    speech = db > threshold_db
+    speech = (db > threshold_db) & (rms > 10 ** (SILENCE_DBFS / 20))  # digital silence is never speech
     segs, start, quiet = [], None, 0
     min_quiet = int(round(pause_s / 0.02))
     for i, s in enumerate(np.r_[speech, np.zeros(min_quiet, bool)]):
@@ -239,7 +267,8 @@ def extract(video_path, out_path=None, fps: float = 25, lp=None, profile=None, w
                          "well lit, with the whole face in the picture.")
     raw = run_motion_extractor(video_path, points, valid, lp, fps, batch_size, progress)
     ref = reference_frame(raw["exp"], raw["pose"], valid)
-    motion = layout.relative(raw["exp"], raw["pose"], raw["t"], raw["scale"], ref)
+    scale = np.where(valid[:, None], raw["scale"], raw["scale"][ref])  # invalid frames hold 0: no log(0) warnings
+    motion = layout.relative(raw["exp"], raw["pose"], raw["t"], scale, ref)
     motion[~valid] = 0.0
     params = FeatureParams(fps=int(round(fps)))
     features = features_for_frames(audio, params, n)
