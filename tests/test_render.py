@@ -95,6 +95,7 @@ def test_crops_without_paste(bundle, lp, motions):
 def test_empty_motion(bundle, lp):
     out = render.render(bundle, layout.empty(0), lp=lp, progress=False)
     assert out.shape == (0, 400, 560, 3) and out.dtype == np.uint8
+    assert render.render(bundle, layout.empty(0), lp=lp, paste=False, progress=False).shape == (0, 512, 512, 3)
 
 
 def test_to_uint8_rounds():

@@ -115,4 +115,5 @@ def iter_frames(bundle, motion: np.ndarray, lp=None, paste: bool = True, batch_s
 def render(bundle, motion: np.ndarray, **kw) -> np.ndarray:
     """All frames at once: (N, H, W, 3) uint8. Prefer `iter_frames` for long motion (memory)."""
     frames = list(iter_frames(bundle, motion, **kw))
-    return np.stack(frames) if frames else np.zeros((0, *bundle.portrait.shape), np.uint8)
+    shape = bundle.portrait.shape if kw.get("paste", True) else (CROP_SIZE, CROP_SIZE, 3)
+    return np.stack(frames) if frames else np.zeros((0, *shape), np.uint8)
