@@ -33,13 +33,12 @@ import dataclasses
 import os
 import queue
 import re
-import sys
 import tempfile
 import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
