@@ -1,9 +1,8 @@
 """The live engine (talkinghead.live): streamed frames equal the offline render, any chunking, any input rate, the
 clock drops frames when rendering is slow, stops leave playable files, and a bad bundle is one clear sentence.
 
-The bundle is the sample portrait baked and exported by `talkinghead.export.export_bundle` (in a tree without the
-exporter, the same contract is written here with torch.onnx), with a small Audio2Motion whose output moves and an idle
-track, so the export contract is tested end to end.
+The bundle is the sample portrait baked and exported by `talkinghead.export.export_bundle`, with a small Audio2Motion
+whose output moves and an idle track, so the export contract is tested end to end.
 """
 from __future__ import annotations
 
@@ -25,30 +24,6 @@ SPF = 640
 
 
 # ---------------------------------------------------------------------------------------------------------- fixture
-class _Paste(torch.nn.Module):
-    """The paste-back half of BakedRenderer(paste=True): face (B, 3, 512, 512) -> frame (B, 3, H, W)."""
-
-    def __init__(self, full: render.BakedRenderer):
-        super().__init__()
-        for name in ("grid", "mask", "portrait"):
-            self.register_buffer(name, getattr(full, name).float(), persistent=False)
-
-    def forward(self, face):
-        grid = self.grid.expand(face.shape[0], -1, -1, -1)
-        warped = torch.nn.functional.grid_sample(face, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return torch.clamp(self.mask * warped + (1 - self.mask) * self.portrait, 0.0, 1.0)
-
-
-class _Step(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, features, conv_state, gru_state, emotion):
-        y, (c, g) = self.model.step(features, (conv_state, gru_state), emotion)
-        return y, c, g
-
-
 def _moving_a2m() -> a2m.Audio2Motion:
     """A small Audio2Motion with random weights whose output visibly moves the face (the head starts at zero)."""
     torch.manual_seed(0)
@@ -65,47 +40,10 @@ def _moving_a2m() -> a2m.Audio2Motion:
     return m.eval()
 
 
-def _export_here(path: Path, lp, model: a2m.Audio2Motion, idle: a2m.IdleMotion) -> None:
-    """Write renderer.onnx, paste.onnx, audio2motion.onnx, idle.npz and the manifest's "models" (the export contract)."""
-    from talkinghead.fileio import save_npz
-
-    b = bake.load_bundle(path)
-    full = render.BakedRenderer(lp, b, paste=True).eval()
-    face = render.BakedRenderer(lp, b, paste=False).eval()
-    kw = dict(opset_version=20, dynamo=False)
-    with torch.no_grad():
-        torch.onnx.export(face, (torch.zeros(1, 69),), str(path / "renderer.onnx"), input_names=["motion"],
-                          output_names=["face"], dynamic_axes={"motion": {0: "B"}, "face": {0: "B"}}, **kw)
-        torch.onnx.export(_Paste(full).eval(), (torch.zeros(1, 3, 512, 512),), str(path / "paste.onnx"),
-                          input_names=["face"], output_names=["frame"],
-                          dynamic_axes={"face": {0: "B"}, "frame": {0: "B"}}, **kw)
-        c0, g0 = model.init_state(1)
-        torch.onnx.export(_Step(model).eval(), (torch.zeros(1, 3, 4, 80), c0, g0, torch.zeros(1, dtype=torch.long)),
-                          str(path / "audio2motion.onnx"),
-                          input_names=["features", "conv_state", "gru_state", "emotion"],
-                          output_names=["motion", "conv_state_out", "gru_state_out"],
-                          dynamic_axes={"features": {1: "C"}, "motion": {1: "C"}}, **kw)
-    save_npz(path / "idle.npz", {"track": idle.track, "dims": idle.dims,
-                                 "crossfade": np.array(idle.crossfade), "fps": np.array(idle.fps)})
-    c = model.config
-    h, w = b.portrait.shape[:2]
-    models = {
-        "renderer": {"input": "motion", "output": "face", "variants": {"fp32": {"file": "renderer.onnx"}},
-                     "default": "fp32"},
-        "paste": {"file": "paste.onnx", "input": "face", "output": "frame", "height": h, "width": w},
-        "audio2motion": {"file": "audio2motion.onnx", "lookahead_frames": c.lookahead_frames,
-                         "conv_state_shape": [1, c.conv_kernel - 1, c.hidden],
-                         "gru_state_shape": [c.layers, 1, c.hidden], "n_emotions": c.n_emotions,
-                         "no_emotion_id": c.n_emotions, "silence": model.silence.tolist(),
-                         "feature_params": FeatureParams().to_dict(), "mode": "idle_from_recording",
-                         "idle": {"file": "idle.npz"}},
-        "opset": 20}
-    bake.add_files(path, ["renderer.onnx", "paste.onnx", "audio2motion.onnx", "idle.npz"], models=models)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """(bundle folder, torch Audio2Motion, IdleMotion, PyTorch BakedRenderer(paste=True), Bundle)."""
+    from talkinghead.export import export_bundle
     from talkinghead.liveportrait import load_liveportrait
 
     lp = load_liveportrait(profile="sample")
@@ -114,15 +52,10 @@ def env(tmp_path_factory):
     rng = np.random.default_rng(1)
     idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (120, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
                           a2m.IDLE_DIMS.copy(), 25.0, 12)
-    try:
-        from talkinghead.export import export_bundle
-    except ImportError:                  # a tree without the exporter: the same contract, written here
-        _export_here(path, lp, model, idle)
-    else:
-        a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model, model.config, FeatureParams(), {},
-                            mode="idle_from_recording", idle=idle)
-        bake.add_files(path, [a2m.CHECKPOINT_NAME])
-        export_bundle(path, None, variants=("fp32",), progress=False, lp=lp)
+    a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model, model.config, FeatureParams(), {},
+                        mode="idle_from_recording", idle=idle)
+    bake.add_files(path, [a2m.CHECKPOINT_NAME])
+    export_bundle(path, None, variants=("fp32",), progress=False, lp=lp)
     b = bake.load_bundle(path)
     return path, model, idle, render.BakedRenderer(lp, b, paste=True).eval(), b
 
