@@ -225,9 +225,10 @@ def cmd_speak(args) -> int:
     what = args.audio or args.text or DEMO_SENTENCE
     out = Path(args.out) if args.out else out_dir() / "speak.mp4"
     result = speak(bundle, what, out, variant=args.variant)
-    print(f"wrote {out}")
-    if result is not None and hasattr(result, "summary"):
-        print(result.summary())
+    if result.path is None:
+        print("nothing to say (empty audio or text): no video written")
+        return 0
+    print(result.summary())
     return 0
 
 
