@@ -35,7 +35,6 @@ Without a dataset, calibration and evaluation motions are small random motions a
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
 import statistics
@@ -130,8 +129,10 @@ def export_networks(lp):
     nets = {name: copy.deepcopy(getattr(lp, name)).to("cpu", torch.float32).eval()
             for name in ("warping_module", "spade_generator", "stitching_retargeting_module")}
     fold_spectral_norm(nets["spade_generator"])
-    return dataclasses.replace(lp, appearance_feature_extractor=None, motion_extractor=None, device=torch.device("cpu"),
-                               dtype=torch.float32, **nets)
+    out = copy.copy(lp)                     # a LivePortrait (or any object with the same attributes)
+    for k, v in dict(nets, device=torch.device("cpu"), dtype=torch.float32).items():
+        setattr(out, k, v)
+    return out
 
 
 def renderer_module(lp, bundle, paste: bool = False):
@@ -233,10 +234,9 @@ def fold_input_independent(model, max_elements: int = 1 << 22):
         return model
     aug = onnx.ModelProto()
     aug.CopyFrom(model)
-    have = {o.name for o in aug.graph.output}
+    del aug.graph.output[:]               # only the candidates: the rest of the network is not run
     for t in cands:
-        if t not in have:
-            aug.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
+        aug.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
     import onnxruntime as ort
 
     so = ort.SessionOptions()
