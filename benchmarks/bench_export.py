@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     for v, p, mb, ms, thr, gf in rows:
         share = f"{100 * gf / peak:.0f}%" if p == "CPU" else "-"
         print(f"{v:8} {p:8} {mb:8.1f} {ms:10.1f} {thr:9.2f} {gf:8.1f} {share:>9}")
-    print("\n(int8/fp16 GFLOP/s count the same fp32-equivalent FLOPs; fp16 is meant for GPUs and is slower on CPU.)")
+    print("\n(GFLOP/s of every variant counts the same fp32-equivalent FLOPs; % of peak is against the fp32 matmul peak.)")
     return 0
 
 

@@ -7,7 +7,7 @@ Files written into the avatar bundle (all listed with their sha256 in `manifest.
                          baked source, keypoint transform, stitching, W (5-D GridSample, opset 20), G (spectral norm
                          folded into plain weights), resize to the 512 crop. f_s and the source keypoints are
                          constants inside the graph.
-    renderer.fp16.onnx   the same in float16 inside, float32 at the inputs/outputs (for GPUs; slower on CPU)
+    renderer.fp16.onnx   the same in float16 inside, float32 at the inputs/outputs (for GPUs; CPUs vary)
     renderer.int8.onnx   static QDQ int8 (Conv/MatMul/Gemm, per channel), calibrated on motions of the dataset,
                          layers that lose too much kept in float (listed in the manifest)
     paste.onnx           face float32 (B, 3, 512, 512) -> frame float32 (B, 3, H, W) in [0, 1]: the face pasted
@@ -55,7 +55,7 @@ PASTE_FILE = "paste.onnx"
 A2M_FILE = "audio2motion.onnx"
 IDLE_FILE = "idle.npy"
 VARIANTS = ("fp32", "fp16", "int8")
-VARIANT_USE = {"fp32": "reference", "fp16": "GPU (slower on CPU)", "int8": "CPU"}
+VARIANT_USE = {"fp32": "reference", "fp16": "GPU (CPU speed depends on the CPU)", "int8": "CPU"}
 # Ops kept in float16-free float32 in the fp16 variant: sampling, normalisation (variance overflows fp16) and resize.
 FP16_BLOCK = ["GridSample", "InstanceNormalization", "BatchNormalization", "Resize", "Softmax", "ReduceMean",
               "Exp", "Sigmoid"]
@@ -476,7 +476,7 @@ def make_fp16(src: Path, dst: Path) -> dict:
     _save(m16, dst)
     present = set(op_types(model))
     return {"float_ops": sorted(present & set(block)),
-            "note": "float16 compute for GPUs; onnxruntime's CPU provider casts most fp16 ops back to float32"}
+            "note": "float16 compute, meant for GPUs; on a CPU its speed depends on the CPU's float16 support"}
 
 
 def _fix_casts(model) -> None:
