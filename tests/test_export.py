@@ -101,10 +101,9 @@ def test_parity_with_pytorch(exported, lp):
     p = export.parity(bundle_dir, lp=lp, motions=motions, features=features, chunk=4)
     assert p["ok"], p
     assert p["pre_g"]["max_abs_err"] < 1e-4                       # keypoints, stitching, W
-    assert p["renderer"]["mean_abs_err"] < 1e-5
-    # onnxruntime is no further from a float64 PyTorch run than PyTorch float32 itself is
-    assert p["renderer"]["onnx_vs_fp64"] <= max(1e-4, 1.5 * p["renderer"]["torch_vs_fp64"])
-    assert p["paste"]["shape"] == [3, 3, 512, 512] and p["paste"]["mean_abs_err"] < 1e-5
+    assert p["renderer"]["max_abs_err"] < 1e-4                    # the whole renderer, every pixel
+    assert p["renderer"]["mean_abs_err"] < 1e-6
+    assert p["paste"]["shape"] == [3, 3, 512, 512] and p["paste"]["max_abs_err"] < 1e-4
     assert p["a2m"]["max_abs_err"] < 1e-4                          # streamed ONNX == offline PyTorch, with and without emotion
 
 

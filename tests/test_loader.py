@@ -6,11 +6,13 @@ once per module into a folder laid out like the hub repo.
 """
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -222,3 +224,32 @@ def test_cuda_request_without_gpu_is_one_sentence():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="device='cpu'"):
         load_liveportrait(profile="sample", device="cuda")
+
+
+def test_sample_profile_is_well_conditioned():
+    """Seeded networks get trained-like statistics: converged spectral norms (sigma = the largest singular value) and
+    BatchNorm statistics of a seeded input, so W's output is unit-scale and float32 rounding is not amplified."""
+    from talkinghead.liveportrait.config import image_sizes
+
+    lp = load_liveportrait(profile="sample")
+    for name, m in lp.spade_generator.named_modules():
+        if hasattr(m, "weight_orig"):
+            w = m.weight_orig.reshape(m.weight_orig.shape[0], -1)
+            sigma = m.weight_u @ (w @ m.weight_v)
+            # random matrices have nearly equal top singular values, so 50 power steps land within a few percent
+            # (unconverged random u, v gave sigma a random fraction of it, and G activations of ~5e3)
+            np.testing.assert_allclose(float(sigma), float(torch.linalg.svdvals(w)[0]), rtol=0.03, err_msg=name)
+    size, _ = image_sizes("sample")
+    torch.manual_seed(1)
+    img = torch.rand(1, 3, size, size)
+    with torch.inference_mode():
+        f_s = lp.appearance_feature_extractor(img)
+        kp = torch.rand(1, 21, 3) - 0.5
+        out = lp.warping_module(f_s, kp_driving=kp, kp_source=kp)["out"]
+        std = out.std(dim=(2, 3))
+        assert 0.05 < float(std.median()) < 5, float(std.median())
+        face32 = lp.spade_generator(out)
+        g64 = copy.deepcopy(lp.spade_generator).double()
+        face64 = g64(out.double())
+    assert float((face32.double() - face64).abs().max()) < 1e-5
+    assert 0.0 < float(face32.min()) and float(face32.max()) < 1.0, "no saturated pixels"

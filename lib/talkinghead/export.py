@@ -636,11 +636,14 @@ def evaluate_variant(path: Path, motions: np.ndarray, reference: np.ndarray) -> 
             "psnr_db": round(psnr(got, reference), 2), "eval_motions": int(len(motions))}
 
 
+PARITY_ATOL = 1e-4  # fp32 onnxruntime vs PyTorch, every output element (issue #6)
+
+
 def parity(bundle_dir=None, lp=None, motions=None, checkpoint=None, features=None, chunk: int = 3) -> dict:
     """The parity checks (tests and notebook 05) of the exported fp32 graphs against PyTorch:
 
-    renderer   max/mean |onnx - torch float32| on `motions`, and both runs' distance from a float64 PyTorch run
-               (`onnx_vs_fp64`, `torch_vs_fp64`): onnx must not be further from float64 than PyTorch float32 is
+    renderer   max/mean |onnx - torch float32| on `motions`: max must be < 1e-4; both runs' distance from a float64
+               PyTorch run (`onnx_vs_fp64`, `torch_vs_fp64`) are reported to show how much is plain float32 rounding
     pre_g      the same for keypoints -> W (everything before G): must be < 1e-4
     paste      paste.onnx(renderer.onnx(m)) vs BakedRenderer(paste=True)(m)
     a2m        audio2motion.onnx streamed over an utterance in chunks of `chunk` (warm-up dropped, silence flush)
@@ -677,12 +680,11 @@ def parity(bundle_dir=None, lp=None, motions=None, checkpoint=None, features=Non
     if (bundle_dir / A2M_FILE).exists():
         out["a2m"] = _a2m_parity(bundle_dir, checkpoint, features, chunk)
     r = out["renderer"]
-    ok = (r["onnx_vs_fp64"] <= max(1e-4, 1.5 * r["torch_vs_fp64"]) and r["mean_abs_err"] < 1e-5
-          and out["pre_g"]["max_abs_err"] < 1e-4)
+    ok = r["max_abs_err"] < PARITY_ATOL and out["pre_g"]["max_abs_err"] < PARITY_ATOL
     if "paste" in out:
-        ok &= out["paste"]["max_abs_err"] <= max(1e-4, 1.5 * r["max_abs_err"]) and out["paste"]["mean_abs_err"] < 1e-5
+        ok &= out["paste"]["max_abs_err"] < PARITY_ATOL
     if "a2m" in out:
-        ok &= out["a2m"]["max_abs_err"] < 1e-4
+        ok &= out["a2m"]["max_abs_err"] < PARITY_ATOL
     out["ok"] = bool(ok)
     return out
 

@@ -3,8 +3,9 @@
 - profile `full`: the released checkpoints (`talkinghead.hub.LIVEPORTRAIT_FILES`), from `weights_dir`, else
   `$TALKINGHEAD_WEIGHTS_DIR`, else the hub cache; every file is loaded with `strict=True`.
 - profile `sample`: the same classes at `config.SAMPLE` widths, with PyTorch's default initialisation drawn from the
-  CPU generator seeded with `config.SAMPLE_SEED` (plus the network's index): no files, no network, well under a
-  second, and bit-identical on every call (for a given torch version).
+  CPU generator seeded with `config.SAMPLE_SEED` (plus the network's index) and BatchNorm statistics calibrated on a
+  seeded input (`calibrate_sample_batchnorm`): no files, no network, well under a second, and bit-identical on every
+  call (for a given torch version).
 
 Every failure to get a usable weights file (missing, truncated, corrupt, wrong keys or shapes, no network) raises
 `talkinghead.errors.WeightsError` with one sentence naming the file and what to do.
@@ -79,6 +80,7 @@ def load_liveportrait(weights_dir=None, profile=None, device="cpu", dtype: torch
     dtype = dtype or torch.float32
     if prof == "sample":
         nets = {name: _seeded_network(name, i) for i, name in enumerate(NETWORKS)}
+        calibrate_sample_batchnorm(nets)
     else:
         nets = {name: _released_network(name, weights_dir) for name in NETWORKS}
     for net in nets.values():
@@ -100,6 +102,61 @@ def _seeded_network(name: str, index: int) -> nn.Module:
         torch.random.default_generator.manual_seed(lp_config.SAMPLE_SEED + index)
         with torch.device("cpu"):
             return build_network(name, "sample")
+
+
+@torch.no_grad()
+def calibrate_sample_batchnorm(nets: dict[str, nn.Module]) -> None:
+    """Give the seeded networks' BatchNorm layers the statistics of a seeded input, as training would have.
+
+    With PyTorch's default running statistics (mean 0, variance 1) random convolutions shrink or blow up the signal
+    layer after layer: the sample W's output had a channel spread of ~1e-3, so G's first InstanceNorm saw variances
+    at its epsilon (1e-5) and amplified float32 rounding 50-fold. One forward pass in training mode over a seeded image
+    (and, for W, F's volume of it with seeded keypoints) sets every running mean and variance; G's spectral norms
+    get converged power iterations (`converge_spectral_norm`). Deterministic.
+    """
+    size, _ = lp_config.image_sizes("sample")
+    f, w = nets["appearance_feature_extractor"], nets["warping_module"]
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(lp_config.SAMPLE_SEED)
+        image = torch.rand(4, 3, size, size)
+        kp_source = torch.rand(4, 21, 3) * 1.6 - 0.8
+        kp_driving = kp_source + torch.randn(4, 21, 3) * 0.05
+    volume = _calibrate(f, image)
+    _calibrate(w, volume, kp_driving=kp_driving, kp_source=kp_source)
+    converge_spectral_norm(nets["spade_generator"])
+
+
+@torch.no_grad()
+def converge_spectral_norm(net: nn.Module, iterations: int = 50) -> None:
+    """Run the power iteration of every spectral-normalised layer to convergence (in place: weight_u, weight_v).
+
+    Trained checkpoints store converged u, v, so sigma = u . (W v) is W's largest singular value. Freshly initialised
+    ones hold random vectors: sigma is then a random fraction of it and weight_orig / sigma blows the layer up
+    (the sample G reached activations of ~5e3).
+    """
+    for m in net.modules():
+        if hasattr(m, "weight_orig") and hasattr(m, "weight_u") and hasattr(m, "weight_v"):
+            w = m.weight_orig.reshape(m.weight_orig.shape[0], -1)
+            u, v = m.weight_u, m.weight_v
+            for _ in range(iterations):
+                v = nn.functional.normalize(w.t() @ u, dim=0, eps=1e-12)
+                u = nn.functional.normalize(w @ v, dim=0, eps=1e-12)
+            m.weight_u.copy_(u)
+            m.weight_v.copy_(v)
+
+
+def _calibrate(net: nn.Module, *args, **kw):
+    """Run `net` once in training mode with cumulative BatchNorm averaging; returns its eval-mode output."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
+    net.train()
+    net(*args, **kw)
+    net.eval()
+    for m in norms:
+        m.momentum = 0.1
+    return net(*args, **kw)
 
 
 def _released_network(name: str, weights_dir) -> nn.Module:
