@@ -25,6 +25,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_readme_main_command_runs_the_demo():
     main = [c for c in _readme_commands() if "talkinghead demo" in c]
     assert main and "--profile sample" in main[0]
+    assert "[tts]" in main[0], "the demo synthesises speech offline: its install must bring the espeak-ng extra"
 
 
 def test_notebooks_are_stripped_and_have_a_parameters_cell():
