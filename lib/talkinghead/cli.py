@@ -163,7 +163,8 @@ def cmd_extract(args) -> int:
 
 # ---------------------------------------------------------------- train (04)
 def _train_args(p):
-    p.add_argument("--dataset", default=None, help="dataset.npz (default: WORKSPACE/data/dataset.npz)")
+    p.add_argument("--dataset", default=None, help="dataset.npz (default: WORKSPACE/data/dataset.npz; on the sample "
+                   "profile with the sample recording, its true motion data/sample_truth.npz)")
     p.add_argument("--bundle", default=None, help="avatar bundle to save into (default: WORKSPACE/avatar)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping on held-out lines)")
     p.add_argument("--mode", choices=["audio_only", "idle_from_recording"], default="idle_from_recording",
@@ -175,9 +176,9 @@ def cmd_train(args) -> int:
     from pathlib import Path
 
     from .a2m import run_training
-    from .pipeline import ensure_bundle, ensure_dataset
+    from .pipeline import ensure_bundle, training_dataset
 
-    dataset = Path(args.dataset) if args.dataset else ensure_dataset()
+    dataset = Path(args.dataset) if args.dataset else training_dataset()
     bundle = Path(args.bundle) if args.bundle else ensure_bundle()
     r = run_training(dataset, bundle, epochs=args.epochs, mode=args.mode, seed=args.seed)
     print(f"wrote {r.paths['checkpoint']} and {r.paths['metrics']}")

@@ -69,9 +69,31 @@ def ensure_bundle(portrait=None, profile=None, verbose: bool = True) -> Path:
     return bundle
 
 
+def training_dataset(profile=None, verbose: bool = True) -> Path:
+    """The dataset Audio2Motion trains on: `data/dataset.npz` (extracted, notebook 03); on the sample profile, when
+    the recording is the sample recording, its true motion `data/sample_truth.npz` instead, because motion extracted
+    by random weights from noise frames carries nothing to learn (see `sample.truth_dataset`)."""
+    from .sample import TRUTH_NAME
+
+    dataset = ensure_dataset(profile=profile, verbose=verbose)
+    truth = paths.data_dir() / TRUTH_NAME
+    if get_profile(profile).is_sample and truth.is_file() and _extracted_from_sample_recording(dataset):
+        _say(f"sample profile: training on the sample recording's true motion ({truth.name}); the motion extracted "
+             "from its noise frames has nothing to learn", verbose)
+        return truth
+    return dataset
+
+
+def _extracted_from_sample_recording(dataset: Path) -> bool:
+    from .fileio import load_json
+
+    meta = load_json(dataset.with_suffix(".json"), "dataset sidecar")
+    return (meta.get("source") or {}).get("video") == "sample_recording.mp4"
+
+
 def ensure_training_inputs(profile=None, verbose: bool = True) -> tuple[Path, Path]:
-    """(dataset.npz, avatar bundle folder): what notebook 04 trains from and saves into."""
-    return ensure_dataset(profile=profile, verbose=verbose), ensure_bundle(profile=profile, verbose=verbose)
+    """(dataset, avatar bundle folder): what notebook 04 trains from (`training_dataset`) and saves into."""
+    return training_dataset(profile, verbose), ensure_bundle(profile=profile, verbose=verbose)
 
 
 def ensure_trained(profile=None, epochs: int | None = None, verbose: bool = True) -> Path:

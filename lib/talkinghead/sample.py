@@ -9,7 +9,8 @@ procedural motion track built from the corpus audio's phoneme timings (notebook 
 The slider directions are LivePortrait expression-space facts (FACTS.md: the directions a popular expression editor
 uses); the viseme and emotion tables below are this project's choice, kept here in one documented place. Outputs in
 `data/`: `sample_recording.mp4` (25 fps, audio muxed), `sample_recording.motion.npz` (the exact motion the frames were
-rendered from, and the sliders), `sample_recording.json` (segments = corpus lines with start/end frames, provenance).
+rendered from, and the sliders), `sample_recording.json` (segments = corpus lines with start/end frames, provenance),
+and `sample_truth.npz` (+ `.json`): that true motion as a training dataset (`truth_dataset`).
 On the sample profile the frames are noise, but the file, its clock and the motion track are real and exact.
 """
 from __future__ import annotations
@@ -230,6 +231,34 @@ def _sway(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+# ----------------------------------------------------------------------------------------------- the true motion
+TRUTH_NAME = "sample_truth.npz"
+
+
+def truth_dataset(timeline: Timeline, motion: np.ndarray, path, profile: str = "sample") -> Path:
+    """A training dataset (the layout of `talkinghead.dataset`) of the motion the recording is rendered from, paired
+    with log-mel features of its uncompressed audio on the same 25 fps clock; every frame valid.
+
+    On the sample profile the motion *extracted* from the rendered frames is what random weights make of noise, so
+    nothing in it follows the voice; this dataset is what Audio2Motion learns from there (notebook 04): the procedural
+    visemes, emotions, blinks and sway, exactly.
+    """
+    from .audio import FeatureParams, features_for_frames
+    from .dataset import save_dataset
+    from .motion import per_frame_labels
+
+    n = len(motion)
+    params = FeatureParams(fps=FPS)
+    segments = [dict(s, start_frame=int(round(s["start_s"] * FPS)), end_frame=int(round(s["end_s"] * FPS)))
+                for s in timeline.segments]
+    seg, emo = per_frame_labels(segments, n)
+    meta = {"fps": FPS, "feature_params": params.to_dict(), "segments": segments, "reference_frame": 0,
+            "source": {"video": "sample_recording.mp4", "motion": "sample.motion_track (the rendered-from truth)"},
+            "profile": profile}
+    return save_dataset(path, motion, features_for_frames(timeline.audio, params, n), np.ones(n, bool), seg, emo,
+                        np.arange(n) / FPS, meta)
+
+
 # ----------------------------------------------------------------------------------------------- the video
 @dataclass
 class SampleRecording:
@@ -238,6 +267,7 @@ class SampleRecording:
     meta_file: Path
     n_frames: int
     segments: list[dict]
+    truth_dataset: Path | None = None
 
 
 def make_sample_recording(corpus_dir=None, out_dir=None, profile=None, max_lines: int | None = None, seed: int = 0,
@@ -273,4 +303,5 @@ def make_sample_recording(corpus_dir=None, out_dir=None, profile=None, max_lines
         "profile": lp.profile, "seed": seed, "portrait": "skimage.data.astronaut (public domain)",
         "segments": segments, "reference_frame": 0, "face_points5": bundle.manifest["source"]["points5"],
         "note": "motion is relative to the neutral portrait: frame 0 (silence, lead-in) is neutral up to sway/blink"})
-    return SampleRecording(video, motion_file, meta_file, len(motion), segments)
+    truth = truth_dataset(timeline, motion, out_dir / TRUTH_NAME, lp.profile)
+    return SampleRecording(video, motion_file, meta_file, len(motion), segments, truth)
