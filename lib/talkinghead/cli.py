@@ -105,7 +105,7 @@ def cmd_corpus(args) -> int:
 # ---------------------------------------------------------------- sample recording (03)
 def _sample_args(p):
     p.add_argument("--lines", type=int, default=None,
-                   help="corpus lines to use (default: 10 on the sample profile, all on full)")
+                   help="corpus lines to use (default: 16 on the sample profile, all on full)")
     p.add_argument("--seed", type=int, default=0, help="seed of blinks and head sway")
 
 

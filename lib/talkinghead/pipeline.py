@@ -12,8 +12,9 @@ from pathlib import Path
 from . import paths
 from .profiles import get_profile
 
-# How much of the corpus the sample recording uses: the sample profile keeps the suite fast on two CPU cores.
-SAMPLE_RECORDING_LINES = {"sample": 10, "full": None}
+# How much of the corpus the sample recording uses. 16 lines (~40 s) is the least from which Audio2Motion learns the
+# procedural visemes clearly (held-out mouth r ~0.76 against ~0.4 from 10 lines) while the suite stays fast on two cores.
+SAMPLE_RECORDING_LINES = {"sample": 16, "full": None}
 
 
 def _say(msg: str, verbose: bool) -> None:
