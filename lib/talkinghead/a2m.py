@@ -844,3 +844,88 @@ def plot_mouth(pred: np.ndarray, true: np.ndarray, fps: float = 25.0, baseline: 
     ax.legend(loc="upper right")
     fig.tight_layout()
     return fig
+
+
+# ======================================================================================================================
+# notebook 04: one held-out line, side by side
+
+SAMPLE_EPOCHS = 30     # the sample profile's default: seconds on two CPU cores (early stopping usually ends it sooner)
+
+
+def default_epochs(profile=None) -> int:
+    """Epochs notebook 04 trains for when its EPOCHS is None: SAMPLE_EPOCHS on the sample profile, else
+    `TrainConfig().epochs` (the full profile trains longer, with early stopping on held-out lines)."""
+    from .profiles import get_profile
+
+    return SAMPLE_EPOCHS if get_profile(profile).is_sample else TrainConfig().epochs
+
+
+def line_example(model: Audio2Motion, dataset: Dataset, line_id: str, mode: str = "audio_only",
+                 idle: IdleMotion | None = None, seed: int = 0) -> dict:
+    """One corpus line (its first take) predicted offline, for plots and renders. Returns a dict:
+    line, text, start/end (frames in the recording), fps, valid (N,), and motion arrays (N, 69): `true` (the
+    recording), `pred` (the model's audio-only output), `runtime` (`pred` with idle motion added as `mode` says,
+    seeded: what the avatar would do) and `baseline` (the mean training motion, every frame)."""
+    s, e = dataset.line_spans(line_id)[0]
+    pred = predict(model, dataset.features[s:e], dataset.emotion[s:e])
+    runtime = combine(pred, idle.sample(e - s, seed) if mode != "audio_only" and idle is not None else idle, mode)
+    seg = next((g for g in dataset.segments if str(g.get("id")) == line_id), {})
+    return {"line": line_id, "text": seg.get("text", ""), "start": s, "end": e, "fps": dataset.fps,
+            "valid": dataset.valid[s:e].copy(), "true": dataset.motion[s:e].copy(), "pred": pred,
+            "runtime": np.asarray(runtime, np.float32),
+            "baseline": np.repeat(model.motion_mean.cpu().numpy()[None], e - s, 0)}
+
+
+def pick_frames(motion: np.ndarray, k: int = 4, valid: np.ndarray | None = None) -> np.ndarray:
+    """`k` frame indices of `motion` (N, 69) that span its mouth opening, from most closed to most open (quantiles
+    of `layout.mouth_open` over the valid frames), returned in time order and without repeats."""
+    idx = np.arange(len(motion)) if valid is None else np.flatnonzero(valid)
+    if len(idx) == 0:
+        return idx
+    order = idx[np.argsort(layout.mouth_open(motion[idx]), kind="stable")]
+    picks = order[np.round(np.linspace(0, len(order) - 1, min(k, len(order)))).astype(int)]
+    return np.unique(picks)
+
+
+def render_comparison(bundle, rows: dict, frames, lp=None, paste: bool = False, fps: float = 25.0):
+    """Render the same `frames` of several motion tracks through the avatar: rows {label: motion (N, 69)} ->
+    (images, titles), one row per label, ready for `talkinghead.notebook.show_images(images, titles, cols=len(frames))`.
+
+    `paste=False` shows the 512x512 face crop (the mouth is large); `paste=True` the whole portrait."""
+    from .liveportrait import load_liveportrait
+    from .render import BakedRenderer, render
+
+    frames = np.asarray(frames, int)
+    lp = lp or load_liveportrait(profile=bundle.profile)
+    renderer = BakedRenderer(lp, bundle, paste=paste).eval()
+    images, titles = [], []
+    for label, motion in rows.items():
+        m = np.asarray(motion, np.float32)[frames]
+        images.extend(render(bundle, m, renderer=renderer, progress=False))
+        titles.extend(f"{label}, {k / fps:.2f} s (open {o:+.4f})" for k, o in zip(frames, layout.mouth_open(m)))
+    return images, titles
+
+
+def plot_idle(idle: IdleMotion | None, mode: str, seconds: float = 10.0, seed: int = 0):
+    """What the idle mode adds: head pitch/yaw/roll offsets (degrees) and the eye keypoints' mean y offset over
+    `seconds` of the looped track (a flat line for "audio_only"). Returns a matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    fps = idle.fps if idle is not None else 25.0
+    n = int(round(seconds * fps))
+    off = idle.sample(n, seed) if (idle is not None and mode != "audio_only") else np.zeros((n, layout.MOTION_DIM))
+    t = np.arange(n) / fps
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 2.8))
+    for i, name in enumerate(("pitch", "yaw", "roll")):
+        a.plot(t, off[:, layout.POSE.start + i], lw=1, label=name)
+    a.set_ylabel("degrees")
+    a.legend(fontsize=8, loc="upper right")
+    eyes = layout.unpack(off)["exp"][:, list(layout.EYE_KP), 1].mean(-1)
+    b.plot(t, eyes, lw=1, color="C3")
+    b.set_ylabel("eye keypoints, mean y offset")
+    for ax in (a, b):
+        ax.set_xlabel("time (s)")
+    loop = f", loop {len(idle.loop) / fps:.1f} s" if idle is not None and mode != "audio_only" else ""
+    fig.suptitle(f"idle motion added at runtime: mode '{mode}'{loop}", fontsize=10)
+    fig.tight_layout()
+    return fig
