@@ -226,10 +226,7 @@ def _frames(path: Path, info: VideoInfo, rate: Fraction, max_side: int | None,
                 bar.update(1)
             proc.wait()
         finally:
-            bar.close()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _end(proc, bar)
             proc.stdout.close()
         if proc.returncode:
             err.seek(0)
@@ -237,6 +234,14 @@ def _frames(path: Path, info: VideoInfo, rate: Fraction, max_side: int | None,
         if k == 0:
             raise MediaError(f"{path}: no video frames could be decoded; the file is empty or truncated, "
                              "so export or copy it again.")
+
+
+def _end(proc: subprocess.Popen, bar) -> None:
+    """Close the progress bar; kill ffmpeg if it is still running (the caller stopped early or failed)."""
+    bar.close()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def _read_exact(stream, n: int) -> bytes | None:
@@ -364,10 +369,7 @@ def _encode_frames(path: Path, out: Path, frames: Iterable[np.ndarray], rate: Fr
         except BrokenPipeError:
             proc.wait()
         finally:
-            bar.close()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _end(proc, bar)
         if proc.returncode:
             err.seek(0)
             raise MediaError(f"{path}: ffmpeg could not encode the video ({_last_error(err.read())}); check the "
