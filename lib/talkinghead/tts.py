@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import math
 import os
 import threading
 import time
@@ -308,18 +307,15 @@ register_backend("espeak", EspeakBackend)
 
 # ---------------------------------------------------------------- audio helpers
 def to_mono_16k(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Mix to mono (any channel layout, channels last or first for 2-D) and resample (polyphase) to `target_rate`."""
-    from scipy.signal import resample_poly
+    """Mix to mono (any channel layout, channels last or first for 2-D) and resample to `target_rate`: float32 (n,).
 
-    x = np.asarray(samples, dtype=np.float64)
-    if x.ndim == 2:
-        x = x.mean(axis=1 if x.shape[0] >= x.shape[1] else 0)
-    elif x.ndim != 1:
+    The package's one resampler, `talkinghead.audio.load_audio` (soxr; integer PCM is scaled to [-1, 1])."""
+    from .audio import load_audio
+
+    x = np.asarray(samples)
+    if x.ndim not in (1, 2):
         raise MediaError(f"audio of shape {x.shape} is neither (n,) nor (n, channels); give mono or multichannel samples.")
-    if sample_rate != target_rate and len(x):
-        g = math.gcd(int(sample_rate), int(target_rate))
-        x = resample_poly(x, target_rate // g, int(sample_rate) // g)
-    return x.astype(np.float32)
+    return load_audio(x, target_rate, orig_sr=int(sample_rate))
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
