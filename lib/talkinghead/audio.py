@@ -56,6 +56,17 @@ def resample(x: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
     return np.clip(x, -1.0, 1.0)
 
 
+def frame_rms_db(samples: np.ndarray, sample_rate: int, frame_s: float = 0.02) -> np.ndarray:
+    """RMS level of consecutive frames in dBFS (full scale = 1.0); silence is about -120."""
+    x = np.asarray(samples, np.float64).reshape(-1)
+    n = max(1, int(round(frame_s * sample_rate)))
+    m = len(x) // n
+    if m == 0:
+        return np.full(1, -120.0) if len(x) == 0 else np.array([20 * np.log10(np.sqrt(np.mean(x ** 2)) + 1e-6)])
+    rms = np.sqrt(np.mean(x[:m * n].reshape(m, n) ** 2, axis=1))
+    return 20 * np.log10(rms + 1e-6)
+
+
 def _to_float_mono(x: np.ndarray) -> np.ndarray:
     """PCM of any dtype and channel layout -> float32 (n,)."""
     if x.dtype.kind == "i":

@@ -17,7 +17,6 @@ mouth, frontal, eyes open.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,13 +205,12 @@ def segments_from_pauses(audio: np.ndarray, sr: int, n_frames: int, fps: float, 
     """Split speech at pauses: runs of 20 ms audio frames quieter than `threshold_db` (relative to the loudest) lasting
     at least `pause_s` end a segment; frames below SILENCE_DBFS are quiet whatever the loudest is (digital silence is
     no segment). Returns [{id, start_frame, end_frame, text, emotion, language}]."""
-    hop = int(sr * 0.02)
-    m = len(audio) // hop
-    if m == 0:
+    from .audio import frame_rms_db
+
+    if len(audio) < int(sr * 0.02):
         return []
-    rms = np.sqrt(np.mean(audio[: m * hop].reshape(m, hop) ** 2, axis=1) + 1e-12)
-    db = 20 * np.log10(rms / (rms.max() + 1e-12) + 1e-12)
-    speech = (db > threshold_db) & (rms > 10 ** (SILENCE_DBFS / 20))  # digital silence is never speech
+    dbfs = frame_rms_db(audio, sr, 0.02)
+    speech = (dbfs - dbfs.max() > threshold_db) & (dbfs > SILENCE_DBFS)  # digital silence is never speech
     segs, start, quiet = [], None, 0
     min_quiet = int(round(pause_s / 0.02))
     for i, s in enumerate(np.r_[speech, np.zeros(min_quiet, bool)]):

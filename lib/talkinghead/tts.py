@@ -48,6 +48,7 @@ from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from .audio import frame_rms_db  # noqa: F401  (re-exported: the level the audio checks use)
 from .errors import MediaError, TalkingHeadError
 
 SAMPLE_RATE = 16000
@@ -339,17 +340,6 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     except Exception as e:  # soundfile.LibsndfileError, RuntimeError, FileNotFoundError
         raise MediaError(f"{path}: cannot read the audio ({type(e).__name__}); synthesise or record it again.") from None
     return x.mean(axis=1), sr
-
-
-def frame_rms_db(samples: np.ndarray, sample_rate: int, frame_s: float = 0.02) -> np.ndarray:
-    """RMS level of consecutive frames in dBFS (full scale = 1.0); silence is about -120."""
-    x = np.asarray(samples, np.float64).reshape(-1)
-    n = max(1, int(round(frame_s * sample_rate)))
-    m = len(x) // n
-    if m == 0:
-        return np.full(1, -120.0) if len(x) == 0 else np.array([20 * np.log10(np.sqrt(np.mean(x ** 2)) + 1e-6)])
-    rms = np.sqrt(np.mean(x[:m * n].reshape(m, n) ** 2, axis=1))
-    return 20 * np.log10(rms + 1e-6)
 
 
 def speech_bounds(samples: np.ndarray, sample_rate: int, threshold_db: float = -40.0,
