@@ -126,3 +126,17 @@ def _current_umask():
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def test_every_module_is_reachable_from_the_package():
+    """`talkinghead.<stage>` works for every stage module (notebooks call e.g. talkinghead.pipeline.ensure_trained)."""
+    import importlib
+    import pathlib
+
+    import talkinghead
+
+    pkg = pathlib.Path(talkinghead.__file__).parent
+    names = {p.stem for p in pkg.glob("*.py") if not p.stem.startswith("_")} | {"liveportrait"}
+    assert names == talkinghead._SUBMODULES
+    for name in names:
+        assert getattr(talkinghead, name) is importlib.import_module(f"talkinghead.{name}")

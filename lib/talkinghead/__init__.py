@@ -24,7 +24,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "a2m", "audio", "bake", "cli", "corpus", "errors", "export", "face", "fileio", "hub", "layout", "live",
-    "liveportrait", "machine", "motion", "notebook", "paths", "profiles", "render", "sample", "tts", "video",
+    "liveportrait", "machine", "motion", "notebook", "paths", "pipeline", "profiles", "render", "sample", "tts",
+    "video", "dataset", "crop",
 }
 
 
