@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import statistics
 import tempfile
 import time
@@ -762,46 +761,6 @@ def _a2m_parity(bundle_dir: Path, checkpoint, features, chunk) -> dict:
 # the whole stage
 
 
-def ensure_prerequisites(bundle_dir=None, dataset_path=None, profile=None, verbose: bool = True) -> dict:
-    """Make what notebook 05 needs when earlier notebooks were not run: the avatar bundle (the sample portrait baked),
-    the dataset (a procedural one, `dataset.write_synthetic`) and an Audio2Motion checkpoint (untrained: only its
-    normaliser is fitted to the dataset; notebook 04 trains a real one). Says what it made; returns the paths."""
-    from . import bake as baking
-    from .a2m import CHECKPOINT_NAME, A2MConfig, Audio2Motion, save_checkpoint
-    from .dataset import load_dataset, write_synthetic
-    from .paths import avatar_dir, data_dir
-    from .profiles import get_profile
-
-    say = print if verbose else (lambda *a, **k: None)
-    bundle_dir = Path(bundle_dir) if bundle_dir else avatar_dir()
-    dataset_path = Path(dataset_path) if dataset_path else data_dir() / "dataset.npz"
-    made = []
-    if not (bundle_dir / "manifest.json").is_file():
-        say(f"No avatar bundle at {bundle_dir} (notebook 02 makes it): baking the sample portrait now.")
-        baking.bake(baking.sample_portrait(), bundle_dir, profile=get_profile(profile).name, name="astronaut.png")
-        made.append("bundle")
-    if not dataset_path.is_file():
-        say(f"No dataset at {dataset_path} (notebook 03 makes it): writing a procedural one now.")
-        write_synthetic(dataset_path)
-        made.append("dataset")
-    if not (bundle_dir / CHECKPOINT_NAME).is_file():
-        say(f"No {CHECKPOINT_NAME} in the bundle (notebook 04 trains it): saving an UNTRAINED model now "
-            "(its motion is the dataset's mean motion).")
-        ds = load_dataset(dataset_path, min_valid_s=0.0)
-        config = A2MConfig.for_features(ds.feature_params)
-        model = Audio2Motion(config).eval()
-        v = ds.valid
-        model.fit_normaliser(ds.features[v], ds.motion[v], float(np.log(float(ds.feature_params.get("log_floor", 1e-5)))))
-        save_checkpoint(bundle_dir / CHECKPOINT_NAME, model, config, ds.feature_params, {"untrained": True},
-                        mode="audio_only")
-        from .bake import add_files
-        add_files(bundle_dir, [CHECKPOINT_NAME])
-        made.append("checkpoint")
-    if not made:
-        say(f"Found the bundle {bundle_dir}, the dataset {dataset_path} and the trained model.")
-    return {"bundle": bundle_dir, "dataset": dataset_path, "made": made}
-
-
 def export_bundle(bundle_dir=None, dataset_path=None, variants=VARIANTS, progress: bool = True, lp=None,
                   checkpoint=None, n_calibration: int = 16, n_eval: int = 4, latency_frames: int = 10) -> dict:
     """Export everything (renderer variants, paste, audio2motion) into the bundle and record it in manifest.json.
@@ -865,5 +824,5 @@ def render_variants(bundle_dir, motion, variants=None) -> dict:
 
 
 __all__ = ["export_bundle", "export_renderer", "export_paste", "export_audio2motion", "parity", "variant_table",
-           "ensure_prerequisites", "random_motions", "dataset_motions", "renderer_module", "paste_module",
+           "random_motions", "dataset_motions", "renderer_module", "paste_module",
            "stream_onnx", "render_variants", "make_fp16", "make_int8", "session", "OPSET", "RENDERER_FILES"]
