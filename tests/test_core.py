@@ -113,7 +113,6 @@ def test_npz_bytes_do_not_depend_on_the_clock(tmp_path, monkeypatch):
 
 
 def test_atomic_files_get_ordinary_permissions(tmp_path):
-    import os
     import stat
 
     path = fileio.save_json(tmp_path / "p.json", {})

@@ -7,8 +7,6 @@ once per module into a folder laid out like the hub repo.
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 import time
 from pathlib import Path
 

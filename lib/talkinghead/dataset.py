@@ -23,7 +23,6 @@ of the recording's neutral frame, used to measure keypoint distances in notebook
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

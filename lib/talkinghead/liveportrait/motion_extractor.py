@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 BACKBONES = {"convnextv2_tiny": dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768))}
