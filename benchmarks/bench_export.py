@@ -98,7 +98,6 @@ def main(argv=None) -> int:
     import torch
 
     from talkinghead import export
-    from talkinghead.render import BakedRenderer
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     variants = ["fp32"] + [v for v in variants if v != "fp32"]

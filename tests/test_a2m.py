@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from talkinghead import layout
-from talkinghead.a2m import (A2MConfig, Audio2Motion, IdleMotion, TrainConfig, combine, evaluate, load_checkpoint,
+from talkinghead.a2m import (A2MConfig, Audio2Motion, IdleMotion, TrainConfig, combine, load_checkpoint,
                              metrics_table, pearson, plot_history, plot_mouth, predict, run_training, split_lines,
                              train)
 from talkinghead.dataset import params_dict, save_dataset, synthetic_dataset, write_synthetic

@@ -7,7 +7,6 @@ whose output moves and an idle track, so the export contract is tested end to en
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
