@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# The clock and the crop every stage shares (one place; other modules import these, never repeat the numbers).
+SAMPLE_RATE = 16000   # audio samples per second everywhere in the package (features, TTS, live engine)
+FPS = 25              # video frames per second: the motion clock (one motion vector per frame)
+CROP_SIZE = 512       # the face crop (pixels) that the generator paints and paste-back reads, on every profile
+
 NUM_KP = 21
 EXP = slice(0, 63)
 POSE = slice(63, 66)
