@@ -16,44 +16,24 @@ With 16 kHz, 25 fps and a 10 ms hop there are exactly 4 mel frames per video fra
 `k/fps .. (k+1)/fps`) owns mel frames `4k .. 4k+3`, the last of which ends exactly at the end of the video frame.
 Features per video frame are `(4, n_mels)`; `features_for_frames` gives `(n_frames, 4, n_mels)`.
 
+Reading sound from files or PCM arrays lives with the rest of media reading in `talkinghead.video`; `load_audio` and
+`resample` are re-exported here for the callers that only need audio.
+
 Values are natural-log mel magnitudes: `log(max(mel_fb @ |rfft(frame * hann, n_fft)|, log_floor))`, so digital
 silence is exactly `log(1e-5) = -11.51`.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from .layout import FPS, SAMPLE_RATE
+from .video import load_audio, resample  # noqa: F401  (re-exported: media reading lives in video)
+
 _BLOCK = 4096  # mel frames computed per block (bounds memory for long recordings)
-
-
-# ----------------------------------------------------------------------------------------------------------------- I/O
-def load_audio(path_or_array, sr: int = 16000, orig_sr: int | None = None) -> np.ndarray:
-    """Any audio -> float32 mono samples (n,) in [-1, 1] at `sr` Hz.
-
-    `path_or_array`: a file (wav, mp3, flac, mp4, mov, webm, ... read through `talkinghead.video.read_audio`) or an
-    array: int16/int32/uint8 PCM or float, mono (n,), or multi-channel as (n, channels) or (channels, n), recorded at
-    `orig_sr` Hz (default: already `sr`). Empty input gives a zero-length array.
-    """
-    if isinstance(path_or_array, (str, os.PathLike)):
-        from .video import read_audio
-        return read_audio(Path(path_or_array), sr=sr)[0]
-    x = _to_float_mono(np.asarray(path_or_array))
-    return resample(x, orig_sr or sr, sr)
-
-
-def resample(x: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
-    """float mono (n,) from `orig_sr` to `sr` Hz with soxr (high quality); output length round(n * sr / orig_sr)."""
-    x = np.asarray(x, np.float32).reshape(-1)
-    if int(orig_sr) != int(sr) and x.size:
-        import soxr
-        x = soxr.resample(x, int(orig_sr), int(sr), quality="HQ").astype(np.float32, copy=False)
-    return np.clip(x, -1.0, 1.0)
 
 
 def frame_rms_db(samples: np.ndarray, sample_rate: int, frame_s: float = 0.02) -> np.ndarray:
@@ -67,25 +47,6 @@ def frame_rms_db(samples: np.ndarray, sample_rate: int, frame_s: float = 0.02) -
     return 20 * np.log10(rms + 1e-6)
 
 
-def _to_float_mono(x: np.ndarray) -> np.ndarray:
-    """PCM of any dtype and channel layout -> float32 (n,)."""
-    if x.dtype.kind == "i":
-        x = x.astype(np.float32) / float(-np.iinfo(x.dtype).min)
-    elif x.dtype.kind == "u":
-        half = (np.iinfo(x.dtype).max + 1) / 2
-        x = (x.astype(np.float32) - half) / half
-    else:
-        x = x.astype(np.float32, copy=False)
-    if x.size == 0:
-        return np.zeros(0, np.float32)
-    if x.ndim == 2:
-        # (channels, n) when the first axis is the short one, else (n, channels)
-        x = x.mean(axis=0 if x.shape[0] < x.shape[1] and x.shape[0] <= 8 else 1)
-    elif x.ndim > 2:
-        raise ValueError(f"audio array must be (n,), (n, channels) or (channels, n), got shape {x.shape}")
-    return np.ascontiguousarray(x.reshape(-1), dtype=np.float32)
-
-
 # ------------------------------------------------------------------------------------------------------------ params
 @dataclasses.dataclass(frozen=True)
 class FeatureParams:
@@ -94,8 +55,8 @@ class FeatureParams:
     sample_rate Hz; fps video frames/s; n_fft, win_length, hop_length in samples (512, 400 = 25 ms, 160 = 10 ms);
     n_mels bands between fmin and fmax Hz; log_floor: the smallest mel magnitude before the log.
     """
-    sample_rate: int = 16000
-    fps: int = 25
+    sample_rate: int = SAMPLE_RATE
+    fps: int = FPS
     n_fft: int = 512
     win_length: int = 400
     hop_length: int = 160

@@ -10,7 +10,9 @@ mp4 with sound).
   frame rate phone recording comes out on an even clock that stays in sync with its sound. Rotation metadata is
   honoured (a portrait phone video comes out portrait).
 - `read_audio`: float32 mono at any sample rate from any file with sound, on the same time line as the video (a
-  late-starting audio track is padded with silence at the front).
+  late-starting audio track is padded with silence at the front). `load_audio` takes a file or a PCM array (any
+  dtype, channel layout and rate) to float32 mono at a given rate: the package's one place that reads sound
+  (`talkinghead.audio` re-exports it next to the features).
 - `write_video`: H.264 yuv420p mp4 with optional AAC sound whose length is made exactly `n_frames / fps` first, so
   video and audio durations agree (within an AAC frame, well under one video frame). Written to a temporary name and
   renamed, so an interrupted run never leaves a half-written file.
@@ -32,6 +34,7 @@ import numpy as np
 
 from .errors import MediaError
 from .fileio import atomic_path
+from .layout import FPS, SAMPLE_RATE
 
 _PLAIN_AUDIO = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}  # read with soundfile (fast), else ffmpeg
 _MUX_SR = 48000  # AAC is written at 48 kHz: one AAC frame (1024 samples) = 21 ms, under one video frame
@@ -192,7 +195,7 @@ def _frame_size(info: VideoInfo, max_side: int | None) -> tuple[int, int]:
     return w, h
 
 
-def iter_video_frames(path: str | os.PathLike, fps: float = 25, max_side: int | None = None,
+def iter_video_frames(path: str | os.PathLike, fps: float = FPS, max_side: int | None = None,
                       progress: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """Stream (t seconds, frame uint8 (H, W, 3) RGB) at a uniform `fps`, resampled by timestamps (see module doc).
 
@@ -256,7 +259,7 @@ def _read_exact(stream, n: int) -> bytes | None:
     return bytes(buf)
 
 
-def read_video(path: str | os.PathLike, fps: float = 25, max_side: int | None = None, progress: bool = True) -> Video:
+def read_video(path: str | os.PathLike, fps: float = FPS, max_side: int | None = None, progress: bool = True) -> Video:
     """Decode a whole video -> Video(frames (N, H, W, 3) uint8 RGB, times_s (N,) = k / fps, fps) on a uniform clock.
 
     For long recordings prefer `iter_video_frames` (N frames of H x W x 3 bytes must fit in memory here).
@@ -281,13 +284,53 @@ def _bar(total, desc: str, enabled: bool):
 
 
 # ------------------------------------------------------------------------------------------------------------- audio
-def read_audio(path: str | os.PathLike, sr: int = 16000) -> tuple[np.ndarray, int]:
+def load_audio(path_or_array, sr: int = SAMPLE_RATE, orig_sr: int | None = None) -> np.ndarray:
+    """Any audio -> float32 mono samples (n,) in [-1, 1] at `sr` Hz.
+
+    `path_or_array`: a file (wav, mp3, flac, mp4, mov, webm, ... read through `read_audio`) or an array: int16/int32/
+    uint8 PCM or float, mono (n,), or multi-channel as (n, channels) or (channels, n), recorded at `orig_sr` Hz
+    (default: already `sr`). Empty input gives a zero-length array.
+    """
+    if isinstance(path_or_array, (str, os.PathLike)):
+        return read_audio(Path(path_or_array), sr=sr)[0]
+    x = _to_float_mono(np.asarray(path_or_array))
+    return resample(x, orig_sr or sr, sr)
+
+
+def resample(x: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
+    """float mono (n,) from `orig_sr` to `sr` Hz with soxr (high quality); output length round(n * sr / orig_sr)."""
+    x = np.asarray(x, np.float32).reshape(-1)
+    if int(orig_sr) != int(sr) and x.size:
+        import soxr
+        x = soxr.resample(x, int(orig_sr), int(sr), quality="HQ").astype(np.float32, copy=False)
+    return np.clip(x, -1.0, 1.0)
+
+
+def _to_float_mono(x: np.ndarray) -> np.ndarray:
+    """PCM of any dtype and channel layout -> float32 (n,)."""
+    if x.dtype.kind == "i":
+        x = x.astype(np.float32) / float(-np.iinfo(x.dtype).min)
+    elif x.dtype.kind == "u":
+        half = (np.iinfo(x.dtype).max + 1) / 2
+        x = (x.astype(np.float32) - half) / half
+    else:
+        x = x.astype(np.float32, copy=False)
+    if x.size == 0:
+        return np.zeros(0, np.float32)
+    if x.ndim == 2:
+        # (channels, n) when the first axis is the short one, else (n, channels)
+        x = x.mean(axis=0 if x.shape[0] < x.shape[1] and x.shape[0] <= 8 else 1)
+    elif x.ndim > 2:
+        raise ValueError(f"audio array must be (n,), (n, channels) or (channels, n), got shape {x.shape}")
+    return np.ascontiguousarray(x.reshape(-1), dtype=np.float32)
+
+
+def read_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int]:
     """Sound of any audio or video file -> (samples float32 mono (n,) in [-1, 1], sr).
 
     Any sample rate and channel count (channels are averaged). Plain audio files go through soundfile + soxr;
     everything else (mp3, m4a, mp4, mov, webm, ...) through ffmpeg. A video without sound raises MediaError.
     """
-    from .audio import load_audio
     path = Path(path)
     _check_exists(path)
     if path.suffix.lower() in _PLAIN_AUDIO:
@@ -312,11 +355,11 @@ def read_audio(path: str | os.PathLike, sr: int = 16000) -> tuple[np.ndarray, in
 
 
 # ------------------------------------------------------------------------------------------------------------- write
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 25, audio=None,
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = FPS, audio=None,
                 progress: bool = True, crf: int = 18) -> Path:
     """Encode frames (each uint8 (H, W, 3) RGB, all one size) as an H.264 yuv420p mp4 at `fps`, with optional sound.
 
-    `audio`: None, (samples, sample_rate) (any dtype/channels, see `audio.load_audio`) or the path of an audio/video
+    `audio`: None, (samples, sample_rate) (any dtype/channels, see `load_audio`) or the path of an audio/video
     file. The sound is padded with silence or trimmed to exactly n_frames / fps before it is muxed as AAC, so both
     streams end together. Odd frame sizes are padded by one edge pixel (yuv420p needs even sizes). The file appears
     only when complete (temporary name, then rename). Returns `path`.
@@ -392,7 +435,6 @@ def _prepare_frame(frame) -> np.ndarray:
 
 def _fit_audio(audio, n_frames: int, rate: Fraction) -> np.ndarray:
     """Sound at _MUX_SR, padded with zeros or trimmed to exactly n_frames / fps seconds."""
-    from .audio import load_audio
     if isinstance(audio, (str, os.PathLike)):
         x, _ = read_audio(audio, sr=_MUX_SR)
     else:
