@@ -88,7 +88,7 @@ def dataset_motions(dataset, n_calibration: int = 16, n_eval: int = 4, seed: int
     if len(valid) < 2:
         raise TalkingHeadError(f"{dataset.name()}: fewer than 2 frames with a face; cannot sample calibration motions.")
     try:
-        from .a2m import _spans, split_lines
+        from .a2m import spans as _spans, split_lines
         split = split_lines(dataset, 0.3, seed)
         cal_pool = np.concatenate([np.arange(s, e) for s, e in _spans(dataset, split["train"])])
         ev_pool = np.concatenate([np.arange(s, e) for s, e in _spans(dataset, split["val"])])
