@@ -51,11 +51,11 @@ def liveportrait():
 
 
 def corpus_dir(tmp_path_factory) -> Path:
-    from talkinghead import corpus
+    from talkinghead.pipeline import build_corpus
 
     def make():
         d = tmp_path_factory.mktemp("corpus")
-        corpus.build(d, limit=CORPUS_LINES, progress=False)
+        build_corpus(d, limit=CORPUS_LINES, progress=False)
         return d
 
     return cached("corpus", make)

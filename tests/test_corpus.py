@@ -9,6 +9,7 @@ import pytest
 
 from talkinghead import corpus as c
 from talkinghead.layout import EMOTIONS
+from talkinghead.pipeline import build_corpus
 
 
 def zh(text, section="labials", emotion="neutral", id="x", pinyin=None):
@@ -229,7 +230,7 @@ def test_index_schema(tmp_path):
 
 
 def test_build_without_synthesis(workspace):
-    out = c.build(min_count=1, synthesize=False, limit=5)
+    out = build_corpus(min_count=1, synthesize=False, limit=5)
     assert out["script_md"].exists() and out["index_json"].exists()
     assert out["script_md"].parent == workspace / "data" / "corpus"
     idx = c.load_index()

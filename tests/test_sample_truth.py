@@ -10,14 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkinghead import corpus, dataset, layout, sample
+from talkinghead import dataset, layout, sample
 from talkinghead.a2m import A2MConfig, metrics_table, train
+from talkinghead.pipeline import build_corpus
 
 
 @pytest.fixture(scope="module")
 def truth(tmp_path_factory):
     d = tmp_path_factory.mktemp("truth")
-    corpus.build(d / "corpus", limit=24, progress=False)
+    build_corpus(d / "corpus", limit=24, progress=False)
     timeline = sample.build_timeline(d / "corpus", max_lines=24)
     motion, sliders = sample.motion_track(timeline, seed=0)
     path = sample.truth_dataset(timeline, motion, d / "sample_truth.npz")

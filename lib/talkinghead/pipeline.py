@@ -7,9 +7,11 @@ Audio2Motion (04) -> ONNX export (05) -> speech to video (06).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Sequence
 
-from . import paths
+from . import corpus, paths, tts
 from .profiles import get_profile
 
 # How much of the corpus the sample recording uses. 16 lines (~40 s) is the least from which Audio2Motion learns the
@@ -22,14 +24,33 @@ def _say(msg: str, verbose: bool) -> None:
         print(msg)
 
 
+def build_corpus(out_dir: str | os.PathLike | None = None, min_count: int = 2, min_emotion: int = 2,
+                 rates: Sequence[float] = (1.0,), backend: str = "espeak", synthesize: bool = True,
+                 limit: int | None = None, progress: bool = True, pool: Sequence[corpus.Line] | None = None) -> dict:
+    """The corpus step (notebook 01): select the script, write `script.md` (`corpus.write_script`), then one wav per
+    line and rate with `index.json` (`tts.synthesize_corpus`), or with `synthesize=False` the index alone.
+
+    `out_dir` defaults to the workspace's `data/corpus/`. `limit` synthesises only the first `limit` lines of the
+    script (the whole script is still written to script.md). Returns a summary: stats, coverage rows, the script,
+    paths and the index.
+    """
+    out = Path(out_dir) if out_dir is not None else paths.corpus_dir()
+    script, cov = corpus.write_script(out, min_count=min_count, min_emotion=min_emotion, pool=pool)
+    todo = script if limit is None else script[:limit]
+    if synthesize:
+        index = tts.synthesize_corpus(todo, out, backend=backend, rates=rates, progress=progress)
+    else:
+        index = corpus.write_unspoken_index(todo, out, rates)
+    return {"stats": corpus.script_stats(script), "coverage": cov.summary(min_count, min_emotion), "script": script,
+            "script_md": out / "script.md", "index_json": out / "index.json", "index": index}
+
+
 def ensure_corpus(verbose: bool = True) -> Path:
     """`data/corpus/index.json` with one wav per script line (notebook 01)."""
-    from .corpus import build
-
     index = paths.corpus_dir() / "index.json"
     if not index.is_file():
         _say("making the recording script and its speech (notebook 01) ...", verbose)
-        build(progress=verbose)
+        build_corpus(progress=verbose)
     return index
 
 

@@ -48,10 +48,11 @@ from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .audio import frame_rms_db  # noqa: F401  (re-exported: the level the audio checks use)
+from .audio import frame_rms_db, load_audio
+from .corpus import Line, hanzi_pinyin, index_row, make_index, write_index
 from .errors import MediaError, TalkingHeadError
-
-SAMPLE_RATE = 16000
+from .fileio import atomic_path, load_json, save_json
+from .layout import SAMPLE_RATE
 PHONEMES_FORMAT_VERSION = 1
 
 
@@ -311,8 +312,6 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE
     """Mix to mono (any channel layout, channels last or first for 2-D) and resample to `target_rate`: float32 (n,).
 
     The package's one resampler, `talkinghead.audio.load_audio` (soxr; integer PCM is scaled to [-1, 1])."""
-    from .audio import load_audio
-
     x = np.asarray(samples)
     if x.ndim not in (1, 2):
         raise MediaError(f"audio of shape {x.shape} is neither (n,) nor (n, channels); give mono or multichannel samples.")
@@ -322,8 +321,6 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Atomically write float samples as 16-bit PCM mono wav (values beyond [-1, 1] are clipped)."""
     import soundfile as sf
-
-    from .fileio import atomic_path
 
     pcm = np.clip(np.round(np.asarray(samples, np.float64) * 32767.0), -32768, 32767).astype(np.int16)
     with atomic_path(path) as tmp:
@@ -403,8 +400,6 @@ def check_audio(samples: np.ndarray, sample_rate: int, expected_s: float | None 
 
 # ---------------------------------------------------------------- the corpus, line by line
 def _as_line(item):
-    from .corpus import Line
-
     if isinstance(item, Line):
         return item
     if isinstance(item, dict):
@@ -412,15 +407,6 @@ def _as_line(item):
         return Line(item.get("line_id", item["id"]), item["text"], item["language"], item.get("section", "emotion"),
                     item.get("emotion", "neutral"), item.get("cue", ""), py)
     raise TTSError(f"cannot synthesise {item!r}: give talkinghead.corpus.Line objects or index rows.")
-
-
-def _hanzi_pinyin(line) -> dict[int, str]:
-    """Character offset -> tone-numbered pinyin for the Han characters of a Mandarin line."""
-    from .corpus import _HAN, mandarin_syllables
-
-    sylls = mandarin_syllables(line.text, line.pinyin)
-    offsets = [m.start() for m in _HAN.finditer(line.text)]
-    return {o: s.pinyin for o, s in zip(offsets, sylls)}
 
 
 def _round_timings(items: list[dict], limit_s: float) -> list[dict]:
@@ -436,9 +422,6 @@ def _round_timings(items: list[dict], limit_s: float) -> list[dict]:
 def synthesize_line(line, out_dir: str | os.PathLike, backend: str | TTSBackend = "espeak", rate: float = 1.0) -> dict:
     """Synthesise one line at one rate: write `audio/<id>.wav` (16 kHz mono PCM16) and `audio/<id>.phonemes.json`
     under `out_dir`, and return its index row with duration and checks filled in."""
-    from .corpus import index_row
-    from .fileio import save_json
-
     line = _as_line(line)
     be = get_backend(backend)
     if line.language not in be.languages:
@@ -453,7 +436,7 @@ def synthesize_line(line, out_dir: str | os.PathLike, backend: str | TTSBackend 
     write_wav(out / row["file"], audio)
     words = _round_timings(syn.words, dur)
     if line.language == "zh" and words:
-        han = _hanzi_pinyin(line)
+        han = hanzi_pinyin(line)
         for w in words:
             start = w.get("char_start", 0)
             w["pinyin"] = " ".join(han[o] for o in range(start, start + len(w["text"])) if o in han)
@@ -474,8 +457,6 @@ def synthesize_corpus(lines: Iterable, out_dir: str | os.PathLike, backend: str 
     `checks.ok = false`; the others go on. Returns the index document (`problems` lists the bad lines).
     """
     from tqdm.auto import tqdm
-
-    from .corpus import index_row, make_index, write_index
 
     lines = [_as_line(l) for l in lines]
     be = get_backend(backend)
@@ -508,8 +489,6 @@ def synthesize_corpus(lines: Iterable, out_dir: str | os.PathLike, backend: str 
 
 def load_phonemes(path: str | os.PathLike) -> dict:
     """Read a `<id>.phonemes.json` written by `synthesize_line`."""
-    from .fileio import load_json
-
     d = load_json(path, what="phoneme timings")
     if d.get("format_version") != PHONEMES_FORMAT_VERSION:
         raise MediaError(f"{path}: phoneme timings format_version {d.get('format_version')!r}, this talkinghead "
