@@ -20,8 +20,29 @@ from typing import Sequence
 from .errors import TalkingHeadError
 
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # CJK unified ideographs (+ extension A, compatibility)
+_HAN_CLASS = HAN.pattern[1:-1]
+_HAN_RUN = re.compile(f"[{_HAN_CLASS}\u3000-\u303f\uff00-\uffef]+")  # Han characters with CJK punctuation
 _EN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 _SYLLABIC_NASALS = {"m", "n", "ng", "hm", "hng"}
+
+
+def language_of(text: str) -> str:
+    """"zh" when the text has Han characters (`HAN`), else "en" (the live engine's `speak` picks its voice by it)."""
+    return "zh" if HAN.search(text) else "en"
+
+
+def script_runs(text: str) -> list[tuple[str, str]]:
+    """Mixed text -> (language, run) pieces: Han runs (with CJK punctuation) are "zh", the rest "en"; runs without a
+    word character are dropped. "你好，世界。Hello!" -> [("zh", "你好，世界。"), ("en", "Hello!")]."""
+    runs, pos = [], 0
+    for m in _HAN_RUN.finditer(text):
+        if m.start() > pos:
+            runs.append(("en", text[pos:m.start()]))
+        runs.append(("zh", m.group()))
+        pos = m.end()
+    if pos < len(text):
+        runs.append(("en", text[pos:]))
+    return [(lang, r.strip()) for lang, r in runs if re.search(r"\w", r)]
 
 
 class CorpusError(TalkingHeadError):
