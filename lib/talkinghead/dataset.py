@@ -16,7 +16,7 @@ segments [{id, text, emotion, language, start_frame, end_frame}] (end exclusive)
 source {video, sha256}, profile, and free-form provenance (optional `reference_keypoints` {x_c, exp, pose, t, scale}
 of the recording's neutral frame, used to measure keypoint distances in notebook 04).
 
-`save_dataset` writes both atomically (the npz first, the sidecar last, so a sidecar always describes a complete npz);
+`save_dataset` writes both as one unit (`fileio.file_set`: a run killed at any point leaves the old pair or the new);
 `load_dataset` refuses anything it cannot train on with one sentence naming the file and what to do.
 `synthetic_dataset` makes a procedural one, for tests: see its docstring. Taught in `notebooks/04_training.ipynb`.
 """
@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from . import layout
+from .audio import FeatureParams
 from .errors import DatasetError, TalkingHeadError
-from .fileio import load_json, load_npz, save_json, save_npz
+from .fileio import file_set, load_json, load_npz, recover, save_json, save_npz
 
 FORMAT_VERSION = 1
 MIN_VALID_SECONDS = 2.0          # fewer valid (face) frames than this is not worth training on
@@ -39,19 +40,11 @@ ARRAYS = ("motion", "features", "valid", "segment", "emotion", "time_s")
 DTYPES = {"motion": np.float32, "features": np.float32, "valid": np.bool_, "segment": np.int32,
           "emotion": np.int16, "time_s": np.float64}
 
-# The spec of `talkinghead.audio.FeatureParams`, used only while that module cannot be imported.
-_FALLBACK_PARAMS = {"sample_rate": 16000, "fps": 25, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 80}
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # feature parameters
 
 def default_feature_params() -> dict:
     """`talkinghead.audio.FeatureParams().to_dict()` (16 kHz, 25 fps, 80 mels, 4 mel frames per video frame)."""
-    try:
-        from .audio import FeatureParams
-    except ImportError:
-        return dict(_FALLBACK_PARAMS)
     return FeatureParams().to_dict()
 
 
@@ -168,8 +161,9 @@ def save_dataset(path, motion, features, valid, segment, emotion, time_s, meta: 
         meta.setdefault(k, [] if k == "segments" else None)
     arrays["motion"] = np.where(arrays["valid"][:, None], arrays["motion"], 0).astype(np.float32)
     _validate(Dataset(**arrays, meta=meta, path=path), expect_params=None, min_valid_s=None)
-    save_npz(path, arrays)
-    save_json(sidecar_path(path), meta)
+    with file_set(path.parent) as fs:  # both files or neither (a kill between them keeps the old pair whole)
+        save_npz(fs.path(path.name), arrays)
+        save_json(fs.path(sidecar_path(path).name), meta)
     return path
 
 
@@ -188,6 +182,7 @@ def load_dataset(path, expect_params: Any = None, min_valid_s: float = MIN_VALID
     """
     path = Path(path)
     side = sidecar_path(path)
+    recover(path.parent)  # a save killed half-way is finished first
     if not path.exists():
         raise DatasetError(f"{path}: the dataset does not exist; run notebooks/03_motion_extraction.ipynb "
                            "(or `python -m talkinghead extract`) to write it.")
@@ -294,7 +289,11 @@ def _viseme_track(rng: np.random.Generator, n: int, fps: float) -> np.ndarray:
     return np.clip(_smooth(a, 0.8) * ends, 0, 1)
 
 
-def synthetic_dataset(n_lines: int = 24, seed: int = 0, fps: float = 25.0, line_s: tuple = (2.5, 4.5),
+_SYN_K = 30.0          # FACTS.md's editor directions are scaled by this so offsets look like real LivePortrait exp
+_SYN_MELS = (4, 80)    # (mel frames per video frame, mel bins) of the synthetic features
+
+
+def synthetic_dataset(n_lines: int = 24, seed: int = 0, fps: float = float(layout.FPS), line_s: tuple = (2.5, 4.5),
                       gap_s: float = 0.4) -> Dataset:
     """A procedural dataset in which mouth motion is a learnable function of the audio features (tests, notebook 04).
 
@@ -306,79 +305,14 @@ def synthetic_dataset(n_lines: int = 24, seed: int = 0, fps: float = 25.0, line_
     Features mimic log-mel (4 mel frames per video frame, 80 bins): low bins rise with `a`, middle bins with `w`,
     plus noise; they lead the motion by one video frame (speech is heard slightly before the jaw is seen to move).
     Lines are separated by `gap_s` of silence (segment -1); a few frames in one line have no face (valid False).
+    The steps (one random generator, drawn in this order): `_synthetic_lines`, `_synthetic_motion`,
+    `_synthetic_features`.
     """
     rng = np.random.default_rng(seed)
-    per, n_mels = 4, 80
-    k_scale = 30.0
-    chunks = {k: [] for k in ("a", "w", "seg", "emo")}
-    segments, start = [], 0
-
-    def add_gap(n):
-        for k, v in (("a", 0.0), ("w", 0.0), ("seg", -1), ("emo", 0)):
-            chunks[k].append(np.full(n, v))
-
-    add_gap(int(gap_s * fps))
-    start = int(gap_s * fps)
-    for i in range(n_lines):
-        n = int(rng.uniform(*line_s) * fps)
-        emo = int(rng.integers(0, 3)) if i % 3 else 0        # neutral, happy, sad
-        chunks["a"].append(_viseme_track(rng, n, fps))
-        chunks["w"].append(_viseme_track(rng, n, fps) * rng.uniform(0, 0.8))
-        chunks["seg"].append(np.full(n, i))
-        chunks["emo"].append(np.full(n, emo))
-        segments.append(dict(id=f"L{i:03d}", text=f"synthetic line {i}", emotion=layout.EMOTIONS[emo],
-                             language="zh" if i % 2 else "en", start_frame=start, end_frame=start + n))
-        start += n
-        g = int(gap_s * fps)
-        add_gap(g)
-        start += g
-    a, w = np.concatenate(chunks["a"]), np.concatenate(chunks["w"])
-    seg, emo = np.concatenate(chunks["seg"]).astype(np.int32), np.concatenate(chunks["emo"]).astype(np.int16)
+    a, w, seg, emo, segments = _synthetic_lines(rng, n_lines, fps, line_s, gap_s)
+    motion = _synthetic_motion(rng, a, w, emo, fps)
+    feats = _synthetic_features(rng, a, w)
     N = len(a)
-
-    exp = np.zeros((N, 21, 3))
-    exp[:, 19, 1] += 0.001 * k_scale * a
-    exp[:, 19, 2] += 0.0001 * k_scale * a
-    exp[:, 17, 1] -= 0.0001 * k_scale * a * 3
-    exp[:, 14, 1] += 0.001 * k_scale * w
-    exp[:, 3, 1] -= 0.0005 * k_scale * w
-    exp[:, 7, 1] -= 0.0005 * k_scale * w
-    exp[:, 17, 2] -= 0.0005 * k_scale * w
-    smile = _smooth((emo == 1).astype(float) - 0.5 * (emo == 2), 3.0)
-    exp[:, 20, 1] -= 0.01 * smile
-    exp[:, 14, 1] -= 0.02 * smile
-    exp[:, 17, 1] += 0.0065 * smile
-    # idle, not explained by audio: blinks every 2-5 s, head sway
-    blink = np.zeros(N)
-    t = rng.uniform(0, 3 * fps)
-    while t < N:
-        i0 = int(t)
-        blink[i0:i0 + 5] = np.array([0.4, 1.0, 1.0, 0.6, 0.2])[: len(blink[i0:i0 + 5])]
-        t += rng.uniform(2, 5) * fps
-    exp[:, 11, 1] -= 0.001 * k_scale * blink
-    exp[:, 15, 1] -= 0.001 * k_scale * blink
-    exp[:, 13, 1] += 0.0003 * k_scale * blink
-    exp[:, 16, 1] += 0.0003 * k_scale * blink
-    exp += rng.normal(0, 0.0008, exp.shape)
-    pose = _smooth(rng.normal(0, 1, (N, 3)), 0.8 * fps) * np.array([15.0, 20.0, 10.0])
-    pose[:, 0] -= 0.05 * k_scale * a / 10
-    tr = _smooth(rng.normal(0, 1, (N, 2)), 1.0 * fps) * 0.03
-    log_scale = _smooth(rng.normal(0, 1, (N, 1)), 1.5 * fps) * 0.02
-    motion = layout.pack(exp, pose, tr, log_scale)
-
-    # log-mel features, leading the motion by one frame
-    a_lead, w_lead = np.append(a[1:], 0.0), np.append(w[1:], 0.0)
-    bins = np.arange(n_mels)
-    low = np.exp(-0.5 * ((bins - 12) / 10) ** 2)
-    mid = np.exp(-0.5 * ((bins - 40) / 8) ** 2)
-    sub = np.linspace(-0.5, 0.5, per)                      # interpolate between frames within the 4 mel frames
-    a_sub = np.clip(a_lead[:, None] + np.diff(np.append(a_lead, 0.0))[:, None] * (sub + 0.5), 0, 1)
-    w_sub = np.clip(w_lead[:, None] + np.diff(np.append(w_lead, 0.0))[:, None] * (sub + 0.5), 0, 1)
-    feats = (-11.0 + 1.5 * (1 - bins / n_mels)[None, None, :]
-             + 7.0 * a_sub[..., None] * low + 5.0 * w_sub[..., None] * mid
-             + 2.0 * ((a_sub + w_sub) > 0.05)[..., None] * (1 - bins / n_mels)      # voicing
-             + rng.normal(0, 0.6, (N, per, n_mels)))
-
     valid = np.ones(N, bool)
     if n_lines > 3:                                        # a short face dropout inside line 2
         s = segments[2]["start_frame"] + 10
@@ -392,6 +326,86 @@ def synthetic_dataset(n_lines: int = 24, seed: int = 0, fps: float = 25.0, line_
                  np.arange(N) / fps, meta=meta, path=None)
     _validate(ds, None, 0.0)
     return ds
+
+
+def _synthetic_lines(rng: np.random.Generator, n_lines: int, fps: float, line_s: tuple, gap_s: float) -> tuple:
+    """Per-frame tracks of `n_lines` lines between gaps of silence: mouth opening a (N,), rounding w (N,), segment
+    (N,) int32 (-1 in gaps), emotion (N,) int16 (neutral, happy, sad), and the segments list."""
+    chunks = {k: [] for k in ("a", "w", "seg", "emo")}
+    segments = []
+
+    def add_gap(n):
+        for k, v in (("a", 0.0), ("w", 0.0), ("seg", -1), ("emo", 0)):
+            chunks[k].append(np.full(n, v))
+
+    g = int(gap_s * fps)
+    add_gap(g)
+    start = g
+    for i in range(n_lines):
+        n = int(rng.uniform(*line_s) * fps)
+        emo = int(rng.integers(0, 3)) if i % 3 else 0        # neutral, happy, sad
+        chunks["a"].append(_viseme_track(rng, n, fps))
+        chunks["w"].append(_viseme_track(rng, n, fps) * rng.uniform(0, 0.8))
+        chunks["seg"].append(np.full(n, i))
+        chunks["emo"].append(np.full(n, emo))
+        segments.append(dict(id=f"L{i:03d}", text=f"synthetic line {i}", emotion=layout.EMOTIONS[emo],
+                             language="zh" if i % 2 else "en", start_frame=start, end_frame=start + n))
+        add_gap(g)
+        start += n + g
+    a, w = np.concatenate(chunks["a"]), np.concatenate(chunks["w"])
+    seg, emo = np.concatenate(chunks["seg"]).astype(np.int32), np.concatenate(chunks["emo"]).astype(np.int16)
+    return a, w, seg, emo, segments
+
+
+def _synthetic_motion(rng: np.random.Generator, a: np.ndarray, w: np.ndarray, emo: np.ndarray, fps: float) -> np.ndarray:
+    """Motion (N, 69): mouth from a and w, a smile per emotion, then idle motion the audio does not explain (blinks
+    every 2-5 s, measurement noise, head sway in pose and t, scale drift)."""
+    N, k = len(a), _SYN_K
+    exp = np.zeros((N, 21, 3))
+    exp[:, 19, 1] += 0.001 * k * a
+    exp[:, 19, 2] += 0.0001 * k * a
+    exp[:, 17, 1] -= 0.0001 * k * a * 3
+    exp[:, 14, 1] += 0.001 * k * w
+    exp[:, 3, 1] -= 0.0005 * k * w
+    exp[:, 7, 1] -= 0.0005 * k * w
+    exp[:, 17, 2] -= 0.0005 * k * w
+    smile = _smooth((emo == 1).astype(float) - 0.5 * (emo == 2), 3.0)
+    exp[:, 20, 1] -= 0.01 * smile
+    exp[:, 14, 1] -= 0.02 * smile
+    exp[:, 17, 1] += 0.0065 * smile
+    blink = np.zeros(N)
+    t = rng.uniform(0, 3 * fps)
+    while t < N:
+        i0 = int(t)
+        blink[i0:i0 + 5] = np.array([0.4, 1.0, 1.0, 0.6, 0.2])[: len(blink[i0:i0 + 5])]
+        t += rng.uniform(2, 5) * fps
+    exp[:, 11, 1] -= 0.001 * k * blink
+    exp[:, 15, 1] -= 0.001 * k * blink
+    exp[:, 13, 1] += 0.0003 * k * blink
+    exp[:, 16, 1] += 0.0003 * k * blink
+    exp += rng.normal(0, 0.0008, exp.shape)
+    pose = _smooth(rng.normal(0, 1, (N, 3)), 0.8 * fps) * np.array([15.0, 20.0, 10.0])
+    pose[:, 0] -= 0.05 * k * a / 10
+    tr = _smooth(rng.normal(0, 1, (N, 2)), 1.0 * fps) * 0.03
+    log_scale = _smooth(rng.normal(0, 1, (N, 1)), 1.5 * fps) * 0.02
+    return layout.pack(exp, pose, tr, log_scale)
+
+
+def _synthetic_features(rng: np.random.Generator, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Log-mel-like features (N, 4, 80) leading the motion by one frame: low bins rise with a, middle bins with w,
+    a voicing tilt while either is open, and noise."""
+    per, n_mels = _SYN_MELS
+    a_lead, w_lead = np.append(a[1:], 0.0), np.append(w[1:], 0.0)
+    bins = np.arange(n_mels)
+    low = np.exp(-0.5 * ((bins - 12) / 10) ** 2)
+    mid = np.exp(-0.5 * ((bins - 40) / 8) ** 2)
+    sub = np.linspace(-0.5, 0.5, per)                      # interpolate between frames within the 4 mel frames
+    a_sub = np.clip(a_lead[:, None] + np.diff(np.append(a_lead, 0.0))[:, None] * (sub + 0.5), 0, 1)
+    w_sub = np.clip(w_lead[:, None] + np.diff(np.append(w_lead, 0.0))[:, None] * (sub + 0.5), 0, 1)
+    return (-11.0 + 1.5 * (1 - bins / n_mels)[None, None, :]
+            + 7.0 * a_sub[..., None] * low + 5.0 * w_sub[..., None] * mid
+            + 2.0 * ((a_sub + w_sub) > 0.05)[..., None] * (1 - bins / n_mels)      # voicing
+            + rng.normal(0, 0.6, (len(a), per, n_mels)))
 
 
 def write_synthetic(path, **kw) -> Path:
