@@ -212,7 +212,7 @@ def test_speak_text_to_mp4(env, runtime, tmp_path):
     from talkinghead.video import durations
 
     assert live.language_of("你好") == "zh" and live.language_of("Hello") == "en"
-    assert [lang for lang, _ in live._script_runs("你好，世界。Hello there!")] == ["zh", "en"]
+    assert [lang for lang, _ in live.script_runs("你好，世界。Hello there!")] == ["zh", "en"]
     res = live.speak(env[0], "你好", tmp_path / "s.mp4", runtime=runtime)
     assert res.path == tmp_path / "s.mp4" and res.language == "zh" and res.report.dropped == 0
     v, a = durations(res.path)

@@ -1,0 +1,120 @@
+"""Text or audio -> a talking mp4, for notebooks and the command line (notebook 06, `python -m talkinghead speak`).
+
+This is the one live module above the training side: `prepare_bundle` makes the sample assets through
+`talkinghead.pipeline` when the bundle is missing, and `synthesize` speaks text with `talkinghead.tts`. The runtime
+modules (`runtime`, `sources`, `sinks`, `report`, `engine`) never import it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .. import paths, pipeline, tts, video
+from ..errors import MediaError
+from ..fileio import load_json
+from ..layout import SAMPLE_RATE
+from ..phonetics import language_of, script_runs
+from .engine import LiveEngine
+from .report import TimingReport
+from .runtime import BundleRuntime, needs_export
+from .sinks import NotebookSink, VideoSink
+from .sources import ArraySource, as_source
+
+_MEDIA_NAME = re.compile(r"^\S+\.(wav|mp3|flac|ogg|oga|m4a|aac|opus|aiff?|mp4|mov|mkv|webm|avi)$", re.IGNORECASE)
+
+
+def synthesize(text: str, language: str | None = None, backend: str = "espeak", rate: float = 1.0,
+               gap_s: float = 0.12) -> tuple[np.ndarray, int]:
+    """Speech for `text` -> (float32 mono samples at 16 kHz, 16000) with `talkinghead.tts` (espeak-ng offline).
+
+    `language` None: by script, run by run (`phonetics.script_runs`), so "你好。Hello." speaks Mandarin, then
+    English (`gap_s` apart)."""
+    be = tts.get_backend(backend)
+    runs = [(language, text)] if language else script_runs(text)
+    parts = []
+    for lang, run in runs:
+        s = be.synthesize(run, lang, rate=rate)
+        x = video.load_audio(np.asarray(s.samples), sr=SAMPLE_RATE, orig_sr=int(s.sample_rate))
+        if parts:
+            parts.append(np.zeros(int(gap_s * SAMPLE_RATE), np.float32))
+        parts.append(x)
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), SAMPLE_RATE
+
+
+@dataclasses.dataclass
+class SpeakResult:
+    """What `speak` made: the mp4 `path` (None when there was nothing to say), the timing `report`, the spoken
+    `text` and `language` (for text input) and the audio length. Usable as a path (`os.fspath`)."""
+    path: Path | None
+    report: TimingReport
+    audio_s: float
+    text: str | None = None
+    language: str | None = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def summary(self) -> str:
+        what = f"{self.text!r} ({self.language}, {self.audio_s:.2f} s)" if self.text is not None else \
+            f"{self.audio_s:.2f} s of audio"
+        return f"{what} -> {self.path}\n{self.report.summary()}"
+
+
+def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None, emotion=None,
+          variant: str = "default", providers=None, backend: str = "espeak", show: bool = False,
+          verbose: bool = False, runtime: BundleRuntime | None = None) -> SpeakResult:
+    """Text or audio -> an mp4 with sound through the exported bundle (preview mode: every frame rendered).
+
+    `audio_or_text`: an audio/video file path, (samples, sr), a float array at 16 kHz, or text (synthesised with
+    `synthesize`: Mandarin for Han characters, else English). `out_path` defaults to `out/speak.mp4` in the
+    workspace. `show=True` also plays it in the notebook."""
+    text = lang = None
+    if isinstance(audio_or_text, str) and not _is_file(audio_or_text) and _MEDIA_NAME.match(audio_or_text.strip()):
+        raise MediaError(f"{audio_or_text}: the file does not exist; check the path (or pass text to speak).")
+    if isinstance(audio_or_text, str) and not _is_file(audio_or_text):
+        text = audio_or_text
+        lang = language or language_of(text)
+        source = ArraySource(*synthesize(text, language, backend=backend))
+    else:
+        source = as_source(audio_or_text, realtime=False)
+    out = Path(out_path) if out_path else paths.out_dir() / "speak.mp4"
+    rt = runtime or BundleRuntime(bundle_dir, variant=variant, providers=providers)
+    sinks = [VideoSink(out, verbose=verbose)] + ([NotebookSink()] if show else [])
+    engine = LiveEngine(rt, emotion=emotion, mode="preview", verbose=verbose)
+    report = engine.run(source, sinks)
+    return SpeakResult(sinks[0].path, report, report.audio_s, text, lang)
+
+
+def _is_file(s: str) -> bool:
+    try:
+        return len(s) < 4096 and "\n" not in s and Path(s).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def prepare_bundle(bundle_dir=None, profile=None, verbose: bool = True) -> Path:
+    """The exported bundle, made on the sample assets first when it is missing (stages 01-05, nothing asked).
+
+    With `bundle_dir` given, the folder must already hold an exported bundle."""
+    path = Path(bundle_dir) if bundle_dir else paths.avatar_dir()
+    mf = path / "manifest.json"
+    if mf.is_file() and load_json(mf, "avatar manifest").get("models"):
+        return path
+    if bundle_dir and path.resolve() != paths.avatar_dir().resolve():
+        raise needs_export(path, "no exported avatar bundle here")
+    return pipeline.ensure_exported(profile, verbose=verbose)
+
+
+def files_written(*paths_) -> str:
+    """A markdown list of files with their sizes (for a notebook's closing summary)."""
+    rows = []
+    for p in paths_:
+        if p is None:
+            continue
+        p = Path(p)
+        if p.is_file():
+            rows.append(f"- `{p}` ({p.stat().st_size / 1e6:.2f} MB)")
+    return "\n".join(rows) or "(no files)"
