@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Set before any kernel starts: nbval's kernels inherit this environment.
 os.environ["TALKINGHEAD_PROFILE"] = "sample"
+# CPU stays the rule in tests (device="auto" would take a GPU): the expected numbers are the CPU's; CUDA tests ask
+# for device="cuda" explicitly (talkinghead.device).
+os.environ["TALKINGHEAD_DEVICE"] = "cpu"
 os.environ.setdefault("TALKINGHEAD_WORKSPACE", tempfile.mkdtemp(prefix="talkinghead-nbval-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")

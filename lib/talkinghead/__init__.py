@@ -26,6 +26,7 @@ _SUBMODULES = {
     "a2m", "audio", "bake", "cli", "corpus", "errors", "export", "face", "fileio", "hub", "layout", "live",
     "liveportrait", "machine", "motion", "notebook", "paths", "pipeline", "profiles", "render", "sample", "tts",
     "video", "dataset", "crop",
+    "device", "torch_renderer",
 }
 
 

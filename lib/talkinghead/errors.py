@@ -26,5 +26,9 @@ class BundleError(TalkingHeadError):
     """An avatar bundle is incomplete, from another format version, or fails its hash check."""
 
 
+class DeviceError(TalkingHeadError, ValueError):
+    """A device (cuda, mps, ...) was asked for that this machine or this PyTorch does not have."""
+
+
 class DatasetError(TalkingHeadError):
     """A training dataset is corrupt or does not fit the model (features, frame count, validity)."""
