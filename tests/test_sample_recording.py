@@ -17,7 +17,7 @@ from talkinghead.errors import TalkingHeadError
 from talkinghead.fileio import load_json, load_npz
 from talkinghead.tts import read_wav
 
-FPS = sample.FPS
+FPS = layout.FPS
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def mouth(motion: np.ndarray) -> np.ndarray:
 
 
 def silent_timeline(seconds: float, phonemes=(), segments=()) -> sample.Timeline:
-    return sample.Timeline(np.zeros(int(seconds * sample.SAMPLE_RATE), np.float32), list(segments),
+    return sample.Timeline(np.zeros(int(seconds * layout.SAMPLE_RATE), np.float32), list(segments),
                            [{"phoneme": p, "start_s": a, "end_s": b} for p, a, b in phonemes])
 
 
@@ -60,7 +60,7 @@ def test_recording_plays_with_sound(rec):
 def test_motion_file_is_the_exact_track(rec, timeline):
     r, _ = rec
     z = load_npz(r.motion_file)
-    assert r.n_frames == timeline.n_frames == int(np.ceil(len(timeline.audio) / sample.SAMPLE_RATE * FPS))
+    assert r.n_frames == timeline.n_frames == int(np.ceil(len(timeline.audio) / layout.SAMPLE_RATE * FPS))
     assert z["motion"].shape == (r.n_frames, layout.MOTION_DIM) and z["motion"].dtype == np.float32
     np.testing.assert_array_equal(z["time_s"], np.arange(r.n_frames) / FPS)
     motion, sliders = sample.motion_track(timeline, seed=0)  # what the frames were rendered from, reproducibly
@@ -212,7 +212,7 @@ def test_timeline_lays_lines_out_with_pauses(timeline):
     assert segs[0]["start_s"] == pytest.approx(sample.LEAD_IN_S)
     for a, b in zip(segs, segs[1:]):
         assert b["start_s"] - a["end_s"] == pytest.approx(sample.GAP_S, abs=2e-4)
-    assert len(timeline.audio) / sample.SAMPLE_RATE == pytest.approx(segs[-1]["end_s"] + sample.GAP_S, abs=2e-4)
+    assert len(timeline.audio) / layout.SAMPLE_RATE == pytest.approx(segs[-1]["end_s"] + sample.GAP_S, abs=2e-4)
     starts = [p["start_s"] for p in timeline.phonemes]
     assert starts == sorted(starts) and segs[0]["start_s"] <= starts[0]
     assert timeline.phonemes[-1]["end_s"] <= segs[-1]["end_s"] + 1e-3

@@ -25,7 +25,6 @@ Reading-time estimates use 4.5 Han characters per second for Mandarin and 150 wo
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import math
 import os

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .layout import CROP_SIZE  # the crop the generator's output lives in (face, bake and render read it here)
+
 DTYPE = np.float32
-CROP_SIZE = 512   # the crop the generator's output lives in
 NET_SIZE = 256    # the networks' (F, M) input size
 
 # Released crop settings (LivePortrait's inference config for the source image).

@@ -4,13 +4,16 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sys
+import time
+
+from .liveportrait.config import image_sizes
+from .paths import workspace
+from .profiles import get_profile
 
 
 def machine_report() -> dict:
     """Python, OS, CPU cores, memory, torch and its accelerator, onnxruntime providers, ffmpeg, profile, workspace."""
-    from .paths import workspace
-    from .profiles import get_profile
-
     r = {"python": platform.python_version(), "platform": platform.platform(), "cpu_cores": os.cpu_count()}
     r["memory_gb"] = _memory_gb()
     try:
@@ -51,7 +54,6 @@ def _memory_gb() -> float | None:
 
 
 def _in_colab() -> bool:
-    import sys
     return "google.colab" in sys.modules
 
 
@@ -65,11 +67,7 @@ def time_liveportrait(lp, repeats: int = 2) -> list[dict]:
 
     Rows: network, input shape, output shape, ms. Shown in notebook 00; `benchmarks/` has the careful version.
     """
-    import time
-
     import torch
-
-    from .liveportrait.config import image_sizes
 
     size, _ = image_sizes(lp.profile)
     dev, dt = lp.device, lp.dtype

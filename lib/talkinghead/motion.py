@@ -23,8 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layout
+from . import layout, paths
+from .audio import FeatureParams, features_for_frames, frame_rms_db
+from .bake import network_input_size
+from .crop import resize_for_network, to_network_tensor
+from .dataset import save_dataset
 from .errors import MediaError
+from .face import Face, crop_face, detect_faces
+from .fileio import load_json, load_npz, save_npz, sha256_file
+from .layout import FPS, SAMPLE_RATE
+from .profiles import get_profile
+from .video import iter_video_frames, probe, read_audio
 
 DETECT_MAX_SIDE = 640   # frames are shrunk to this for detection (points scaled back)
 SMOOTH_FRAMES = 5       # centred moving average of the 5 points over runs of detected frames
@@ -48,7 +57,7 @@ class Extraction:
 
 
 # ------------------------------------------------------------------------------------------------ face tracking
-def track_face(video_path, fps: float = 25, detector: str = "auto", weights_dir=None, fallback_points=None,
+def track_face(video_path, fps: float = FPS, detector: str = "auto", weights_dir=None, fallback_points=None,
                progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass 1: 5 face points per frame, (N, 5, 2) float32 in full-resolution pixels, plus `detected` (N,) bool and
     `valid` (N,) bool.
@@ -58,9 +67,6 @@ def track_face(video_path, fps: float = 25, detector: str = "auto", weights_dir=
     detected frames. Frames with no face are invalid, unless `fallback_points` (5, 2) is given (the sample recording
     knows where its face is).
     """
-    from .face import detect_faces
-    from .video import iter_video_frames, probe
-
     info = probe(video_path)
     scale = min(1.0, DETECT_MAX_SIDE / max(info.width, info.height))
     candidates = []
@@ -78,8 +84,6 @@ def track_face(video_path, fps: float = 25, detector: str = "auto", weights_dir=
 
 def _frame_count(video_path, fps: float) -> int:
     """Frames the video gives at `fps` (decoded at a tiny size: the count, not the pictures)."""
-    from .video import iter_video_frames
-
     return sum(1 for _ in iter_video_frames(video_path, fps=fps, max_side=32))
 
 
@@ -121,7 +125,7 @@ def smooth_points(points: np.ndarray, detected: np.ndarray, width: int = SMOOTH_
 
 
 # ------------------------------------------------------------------------------------------------ M per frame
-def run_motion_extractor(video_path, points: np.ndarray, valid: np.ndarray, lp, fps: float = 25,
+def run_motion_extractor(video_path, points: np.ndarray, valid: np.ndarray, lp, fps: float = FPS,
                          batch_size: int = 16, progress: bool = True) -> dict[str, np.ndarray]:
     """Pass 2: crop every valid frame as the source is cropped and run M in batches.
 
@@ -130,11 +134,7 @@ def run_motion_extractor(video_path, points: np.ndarray, valid: np.ndarray, lp, 
     """
     import torch
 
-    from .bake import network_input_size
-    from .crop import resize_for_network, to_network_tensor
-    from .face import Face, crop_face
-    from .liveportrait.keypoints import pose_degrees
-    from .video import iter_video_frames
+    from .liveportrait.keypoints import pose_degrees  # imports torch: only when M runs
 
     n, size = len(points), network_input_size(lp)
     out = {k: np.zeros((n, d), np.float32) for k, d in
@@ -194,8 +194,6 @@ def reference_frame(exp: np.ndarray, pose: np.ndarray, valid: np.ndarray) -> int
 # ------------------------------------------------------------------------------------------------ segments
 def read_sidecar(video_path) -> dict | None:
     """`<video stem>.json` beside the video (the sample recording writes one): segments, face points, provenance."""
-    from .fileio import load_json
-
     p = Path(video_path).with_suffix(".json")
     return load_json(p, "recording sidecar") if p.is_file() else None
 
@@ -205,8 +203,6 @@ def segments_from_pauses(audio: np.ndarray, sr: int, n_frames: int, fps: float, 
     """Split speech at pauses: runs of 20 ms audio frames quieter than `threshold_db` (relative to the loudest) lasting
     at least `pause_s` end a segment; frames below SILENCE_DBFS are quiet whatever the loudest is (digital silence is
     no segment). Returns [{id, start_frame, end_frame, text, emotion, language}]."""
-    from .audio import frame_rms_db
-
     if len(audio) < int(sr * 0.02):
         return []
     dbfs = frame_rms_db(audio, sr, 0.02)
@@ -240,20 +236,16 @@ def per_frame_labels(segments: list[dict], n: int) -> tuple[np.ndarray, np.ndarr
 
 
 # ------------------------------------------------------------------------------------------------ the whole stage
-def extract(video_path, out_path=None, fps: float = 25, lp=None, profile=None, weights_dir=None,
+def extract(video_path, out_path=None, fps: float = FPS, lp=None, profile=None, weights_dir=None,
             detector: str = "auto", segments: list[dict] | None = None, batch_size: int = 16,
-            progress: bool = True) -> Extraction:
+            progress: bool = True, device="auto") -> Extraction:
     """Recording -> `dataset.npz` (+ `dataset.json`, + `dataset.raw.npz`). Default output: the workspace's `data/`.
+
+    M runs in batches of `batch_size` crops on `device` ("auto": `talkinghead.device`), or where `lp` already is.
 
     Refuses, with one sentence naming the file, a video without an audio track or without any face.
     """
-    from .audio import FeatureParams, features_for_frames
-    from .dataset import save_dataset
-    from .fileio import save_npz, sha256_file
-    from .liveportrait import load_liveportrait
-    from .paths import data_dir
-    from .profiles import get_profile
-    from .video import probe, read_audio
+    from .liveportrait import load_liveportrait  # imports torch: only when extracting
 
     t0 = time.perf_counter()
     video_path = Path(video_path)
@@ -261,8 +253,8 @@ def extract(video_path, out_path=None, fps: float = 25, lp=None, profile=None, w
     if not info.has_audio:
         raise MediaError(f"{video_path}: has no audio track; Audio2Motion learns from your voice, so record the video "
                          "with sound (or mux the speech in with ffmpeg) and extract again.")
-    audio, sr = read_audio(video_path, 16000)
-    lp = lp or load_liveportrait(weights_dir, profile=get_profile(profile).name)
+    audio, sr = read_audio(video_path, SAMPLE_RATE)
+    lp = lp or load_liveportrait(weights_dir, profile=get_profile(profile).name, device=device)
     sidecar = read_sidecar(video_path) or {}
     fallback = np.asarray(sidecar["face_points5"], np.float32) if "face_points5" in sidecar else None
     if fallback is not None and lp.profile == "sample":
@@ -287,7 +279,7 @@ def extract(video_path, out_path=None, fps: float = 25, lp=None, profile=None, w
     if segments is None:
         segments = sidecar.get("segments") or segments_from_pauses(audio, sr, n, fps)
     seg, emo = per_frame_labels(segments, n)
-    out_path = Path(out_path) if out_path else data_dir() / "dataset.npz"
+    out_path = Path(out_path) if out_path else paths.data_dir() / "dataset.npz"
     meta = {"fps": fps, "feature_params": params.to_dict(), "segments": segments, "reference_frame": ref,
             "source": {"video": video_path.name, "sha256": sha256_file(video_path), "width": info.width,
                        "height": info.height, "fps": info.fps, "rotation_deg": info.rotation_deg},
@@ -334,13 +326,9 @@ def plot_pose(dataset, ax=None):
     return ax
 
 
-def frame_strip(video_path, raw_path, frames=(0, 25, 50, 75), fps: float = 25, size: int = 192):
+def frame_strip(video_path, raw_path, frames=(0, 25, 50, 75), fps: float = FPS, size: int = 192):
     """Crops of a few frames with their tracked 5 points drawn: (size, size*len(frames), 3) uint8."""
     import cv2
-
-    from .face import Face, crop_face
-    from .fileio import load_npz
-    from .video import iter_video_frames
 
     raw = load_npz(raw_path, "raw motion")
     want, tiles = set(frames), {}

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Sequence
 
 from . import corpus, paths, tts
+from .bake import bake, sample_portrait
+from .errors import TalkingHeadError
+from .fileio import is_scratch, load_json
+from .motion import extract
 from .profiles import get_profile
+from .sample import TRUTH_NAME, make_sample_recording
+
+# `a2m` and `export` are imported inside the two functions that need them: both import torch when loaded, and this
+# module must stay importable without torch (notebooks 01-03, the command line, `live`'s notebook glue).
 
 # How much of the corpus the sample recording uses. 16 lines (~40 s) is the least from which Audio2Motion learns the
 # procedural visemes clearly (held-out mouth r ~0.76 against ~0.4 from 10 lines) while the suite stays fast on two cores.
@@ -56,8 +64,6 @@ def ensure_corpus(verbose: bool = True) -> Path:
 
 def ensure_sample_recording(profile=None, verbose: bool = True) -> Path:
     """`data/sample_recording.mp4`, the offline talking video (notebook 03), rendered from the corpus."""
-    from .sample import make_sample_recording
-
     video = paths.data_dir() / "sample_recording.mp4"
     if not video.is_file():
         ensure_corpus(verbose)
@@ -69,8 +75,6 @@ def ensure_sample_recording(profile=None, verbose: bool = True) -> Path:
 
 def ensure_dataset(video=None, profile=None, verbose: bool = True) -> Path:
     """`data/dataset.npz`: motion and audio features extracted from the recording (default: the sample one)."""
-    from .motion import extract
-
     dataset = paths.data_dir() / "dataset.npz"
     if not dataset.is_file():
         video = video or ensure_sample_recording(profile, verbose)
@@ -81,22 +85,29 @@ def ensure_dataset(video=None, profile=None, verbose: bool = True) -> Path:
 
 def ensure_bundle(portrait=None, profile=None, verbose: bool = True) -> Path:
     """`avatar/`: the baked portrait (default: the sample astronaut) (notebook 02)."""
-    from .bake import bake, sample_portrait
-
     bundle = paths.avatar_dir()
     if not (bundle / "manifest.json").is_file():
+        _refuse_to_bake_over(bundle, portrait)
         _say("baking the portrait into the avatar bundle (notebook 02) ...", verbose)
         bake(portrait if portrait is not None else sample_portrait(), bundle, profile=get_profile(profile).name,
              name=None if portrait is not None else "astronaut.png")
     return bundle
 
 
+def _refuse_to_bake_over(bundle: Path, portrait) -> None:
+    """A workspace `avatar/` without manifest.json but with files in it is the user's: never bake over it."""
+    held = [e.name for e in sorted(bundle.iterdir()) if not is_scratch(e.name)] if bundle.is_dir() else []
+    if held:
+        what = "the sample avatar" if portrait is None else "a new avatar"
+        raise TalkingHeadError(f"{bundle}: has no manifest.json but holds {len(held)} file(s) (e.g. {held[0]!r}), so "
+                               f"{what} is not baked over them; restore its manifest.json, or move the folder away "
+                               "and bake again (`python -m talkinghead bake PORTRAIT`).")
+
+
 def training_dataset(profile=None, verbose: bool = True) -> Path:
     """The dataset Audio2Motion trains on: `data/dataset.npz` (extracted, notebook 03); on the sample profile, when
     the recording is the sample recording, its true motion `data/sample_truth.npz` instead, because motion extracted
     by random weights from noise frames carries nothing to learn (see `sample.truth_dataset`)."""
-    from .sample import TRUTH_NAME
-
     dataset = ensure_dataset(profile=profile, verbose=verbose)
     truth = paths.data_dir() / TRUTH_NAME
     if get_profile(profile).is_sample and truth.is_file() and _extracted_from_sample_recording(dataset):
@@ -107,8 +118,6 @@ def training_dataset(profile=None, verbose: bool = True) -> Path:
 
 
 def _extracted_from_sample_recording(dataset: Path) -> bool:
-    from .fileio import load_json
-
     meta = load_json(dataset.with_suffix(".json"), "dataset sidecar")
     return (meta.get("source") or {}).get("video") == "sample_recording.mp4"
 
@@ -133,7 +142,6 @@ def ensure_trained(profile=None, epochs: int | None = None, verbose: bool = True
 def ensure_exported(profile=None, variants=("fp32",), verbose: bool = True) -> Path:
     """The bundle with its ONNX models (`renderer.onnx`, `paste.onnx`, `audio2motion.onnx`) (notebook 05)."""
     from .export import export_bundle
-    from .fileio import load_json
 
     ensure_trained(profile, verbose=verbose)
     bundle = paths.avatar_dir()

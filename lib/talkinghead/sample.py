@@ -21,11 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layout
+from . import layout, paths
+from .audio import FeatureParams, features_for_frames
+from .bake import bake, load_bundle, sample_portrait
+from .dataset import save_dataset
 from .errors import TalkingHeadError
+from .fileio import load_json, save_json, save_npz
+from .layout import FPS, SAMPLE_RATE
+from .motion import per_frame_labels
+from .profiles import get_profile
+from .tts import load_phonemes, read_wav
+from .video import write_video
 
-FPS = 25
-SAMPLE_RATE = 16000
 LEAD_IN_S = 0.6     # silence before the first line (the neutral reference frame lives here)
 GAP_S = 0.5         # silence between lines
 FORMAT_VERSION = 1
@@ -112,9 +119,6 @@ class Timeline:
 
 def build_timeline(corpus_dir: str | os.PathLike, max_lines: int | None = None, languages=("zh", "en")) -> Timeline:
     """Concatenate the corpus's rate-1.0 lines (notebook 01's `index.json`) with pauses, keeping phoneme timings."""
-    from .fileio import load_json
-    from .tts import load_phonemes, read_wav
-
     corpus_dir = Path(corpus_dir)
     index = load_json(corpus_dir / "index.json", "corpus index (notebook 01)")
     rows = [r for r in index["lines"] if r.get("file") and r.get("checks", {}).get("ok", True)
@@ -243,10 +247,6 @@ def truth_dataset(timeline: Timeline, motion: np.ndarray, path, profile: str = "
     nothing in it follows the voice; this dataset is what Audio2Motion learns from there (notebook 04): the procedural
     visemes, emotions, blinks and sway, exactly.
     """
-    from .audio import FeatureParams, features_for_frames
-    from .dataset import save_dataset
-    from .motion import per_frame_labels
-
     n = len(motion)
     params = FeatureParams(fps=FPS)
     segments = [dict(s, start_frame=int(round(s["start_s"] * FPS)), end_frame=int(round(s["end_s"] * FPS)))
@@ -277,16 +277,11 @@ def make_sample_recording(corpus_dir=None, out_dir=None, profile=None, max_lines
     The sample portrait is baked into `bundle_dir` (default: a `sample_avatar/` folder beside the video) and driven
     by `motion_track`. `max_lines` limits the lines used (the sample profile's notebook uses a dozen).
     """
-    from .bake import bake, load_bundle, sample_portrait
-    from .fileio import save_json, save_npz
-    from .liveportrait import load_liveportrait
-    from .paths import corpus_dir as default_corpus, data_dir
-    from .profiles import get_profile
+    from .liveportrait import load_liveportrait  # these two import torch: loaded only when rendering
     from .render import iter_frames
-    from .video import write_video
 
-    out_dir = Path(out_dir) if out_dir else data_dir()
-    timeline = build_timeline(corpus_dir or default_corpus(), max_lines)
+    out_dir = Path(out_dir) if out_dir else paths.data_dir()
+    timeline = build_timeline(corpus_dir or paths.corpus_dir(), max_lines)
     motion, sliders = motion_track(timeline, seed)
     lp = lp or load_liveportrait(profile=get_profile(profile).name)
     bundle = load_bundle(bake(sample_portrait(), bundle_dir or out_dir / "sample_avatar", lp=lp, name="astronaut.png"))

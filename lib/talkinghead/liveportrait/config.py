@@ -46,9 +46,9 @@ CONFIGS = {"full": FULL, "sample": SAMPLE}
 # (network input, generator output) in pixels. The released pipeline: a 256x256 crop in, a 512x512 face out.
 # The sample profile runs at a quarter of that resolution: the dense-motion network's 7x7x7 convolution over the
 # D x 64 x 64 volume costs over a second per frame on two CPU cores at any width, far too slow for a test suite that
-# renders whole recordings. Everything downstream works on the 512 crop: the renderer resizes G's output to it.
+# renders whole recordings. Everything downstream works on the `layout.CROP_SIZE` (512) crop: the renderer resizes
+# G's output to it.
 IMAGE_SIZES = {"full": (256, 512), "sample": (64, 128)}
-CROP_SIZE = 512   # the face crop every profile pastes back (pixels)
 SAMPLE_SEED = 20240704
 
 
