@@ -290,3 +290,30 @@ def test_cuda_render_default_is_the_gpu(bundle, motions, monkeypatch):
     assert device.get_device().type == "cuda"
     frames = render.render(bundle, motions, progress=False, compile=False)
     assert frames.shape == (3, *bundle.portrait.shape)
+
+
+# ------------------------------------------------------------------------------------------------ report and CLI
+def test_machine_report_says_the_device_and_why(monkeypatch):
+    from talkinghead.machine import format_report, machine_report
+
+    r = machine_report()
+    assert r["device"] == "cpu" and device.DEVICE_ENV in r["device_reason"] and r["precision"] == "float32"
+    assert "device_reason" in format_report(r)
+    monkeypatch.setenv(device.DEVICE_ENV, "tpu")                       # a bad setting is reported, never raised
+    assert machine_report()["device"].startswith("none usable: device='tpu'")
+
+
+def test_cli_device_flag(tmp_path, monkeypatch, capsys):
+    from talkinghead import cli
+
+    import os
+
+    for var in (device.DEVICE_ENV, "TALKINGHEAD_PROFILE", "TALKINGHEAD_WORKSPACE"):   # restored after the test
+        monkeypatch.setenv(var, os.environ.get(var, "auto"))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["setup", "--device", "tpu"])
+    assert e.value.code == 2 and "--device" in capsys.readouterr().err
+    assert cli.main(["setup", "--profile", "sample", "--device", "cpu", "--workspace", str(tmp_path)]) == 0
+    assert os.environ[device.DEVICE_ENV] == "cpu"
+    out = capsys.readouterr().out
+    assert "device_reason : $TALKINGHEAD_DEVICE=cpu asks for it" in out

@@ -19,6 +19,7 @@ import torch.nn as nn
 from .. import layout
 from ..audio import FeatureParams, silence_value
 from ..dataset import Dataset, load_dataset, mel_shape, params_dict
+from ..device import get_device
 from ..errors import DatasetError
 from ..profiles import get_profile
 from .checkpoint import CHECKPOINT_NAME, metrics_path, save_checkpoint
@@ -87,9 +88,8 @@ def loss_terms(model: Audio2Motion, pred: torch.Tensor, target: torch.Tensor, ma
 
 
 def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """The package's one device rule (`talkinghead.device`): 'auto' = $TALKINGHEAD_DEVICE, else CUDA, MPS, CPU."""
+    return get_device(device)
 
 
 def _checked_config(dataset: Dataset, config: A2MConfig | None) -> A2MConfig:
@@ -125,7 +125,8 @@ def train(dataset: Dataset, config: A2MConfig | None = None, epochs: int | None 
     """Train Audio2Motion on `dataset`; early-stops on held-out lines and restores the best weights.
 
     Split by corpus line (`split_lines`), AdamW, loss = weighted MSE + velocity MSE (`loss_terms`), crops of lines.
-    Seeded: on CPU two runs with the same seed give identical weights. Uses CUDA when `device='auto'` finds it.
+    Seeded: on CPU two runs with the same seed give identical weights. Uses the GPU that `device='auto'` finds
+    (`talkinghead.device`).
     Returns a TrainResult with held-out `metrics` (`evaluate`) and `history` (per-epoch losses).
     """
     tc = copy.deepcopy(train_config) if train_config is not None else TrainConfig()
