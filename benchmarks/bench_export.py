@@ -118,8 +118,8 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = out_dir / export.RENDERER_FILES["fp32"]
     t0 = time.perf_counter()
-    export._export(module, (torch.zeros(1, 69),), fp32, ["motion"], ["face"],
-                   {"motion": {0: "batch"}, "face": {0: "batch"}})
+    export.export_graph(module, (torch.zeros(1, 69),), fp32, ["motion"], ["face"],
+                        {"motion": {0: "batch"}, "face": {0: "batch"}})
     print(f"exported renderer.onnx in {time.perf_counter() - t0:.0f} s")
     paths = {"fp32": fp32}
     for v in variants[1:]:

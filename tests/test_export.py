@@ -14,7 +14,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
-from talkinghead import a2m, bake, export, layout  # noqa: E402
+from talkinghead import a2m, bake, export, layout, live  # noqa: E402
 from talkinghead.dataset import synthetic_dataset, write_synthetic  # noqa: E402
 from talkinghead.liveportrait import load_liveportrait  # noqa: E402
 
@@ -108,17 +108,17 @@ def test_parity_with_pytorch(exported, lp):
 
 
 def test_a2m_stream_chunk_sizes(exported):
-    """Chunks of 1 and 7 frames give the same motion as the offline model."""
+    """Chunks of 1 and 7 frames, streamed through the live runtime's own step, give the offline model's motion."""
     bundle_dir, _, model = exported
-    entry = json.loads((bundle_dir / "manifest.json").read_text())["models"]["audio2motion"]
-    s = export.session(bundle_dir / "audio2motion.onnx")
+    runtime = live.BundleRuntime(bundle_dir)
     feats = model.silence.numpy()[None] + np.random.default_rng(1).normal(0, 2, (20, 4, 80)).astype(np.float32)
     with torch.no_grad():
         ref = model(torch.from_numpy(feats)[None], torch.tensor([2]))[0].numpy()
     for chunk in (1, 7):
-        got = export.stream_onnx(s, entry, feats, emotion=2, chunk=chunk)
+        got = export.stream_onnx(runtime, feats, emotion=2, chunk=chunk)
         assert got.shape == (20, layout.MOTION_DIM)
         np.testing.assert_allclose(got, ref, atol=1e-4)
+    np.testing.assert_allclose(export.stream_onnx(bundle_dir, feats, emotion=2), ref, atol=1e-4)   # a folder works too
 
 
 def test_renderer_batch_matches_pytorch_pipeline(exported, lp):

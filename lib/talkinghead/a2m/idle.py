@@ -13,6 +13,7 @@ import torch
 from .. import layout
 from ..dataset import Dataset
 from ..errors import DatasetError
+from ..idle import CROSSFADE, IdleLoop, longest_valid_run, make_loop
 from .evaluation import predict
 from .model import Audio2Motion
 
@@ -30,24 +31,25 @@ class IdleMotion:
     Built by `from_dataset`: the longest run of valid frames of the recording, on the eye-keypoint, pose, t and
     log_scale dims; with a model, the residual it cannot explain (truth - prediction), otherwise the track minus its
     median. The loop point is chosen where the track best matches its own beginning, and the seam is a raised-cosine
-    cross-fade of `crossfade` frames, so replay has no jump.
+    cross-fade of `crossfade` frames, so replay has no jump (`talkinghead.idle.make_loop`, the one implementation the
+    runtime also uses).
     """
     track: np.ndarray
     dims: np.ndarray = field(default_factory=lambda: IDLE_DIMS.copy())
     fps: float = float(layout.FPS)
-    crossfade: int = 12
+    crossfade: int = CROSSFADE
     loop: np.ndarray = field(init=False, repr=False)
     cut: int = field(init=False)
 
     def __post_init__(self):
         self.track = np.asarray(self.track, np.float32)
         self.dims = np.asarray(self.dims, np.int64)
-        self.loop, self.cut = _make_loop(self.track, self.crossfade)
+        self.loop, self.cut = make_loop(self.track, self.crossfade)
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, model: Audio2Motion | None = None, crossfade_s: float = 0.5,
                      dims: np.ndarray = IDLE_DIMS) -> "IdleMotion":
-        s, e = _longest_valid_run(dataset.valid)
+        s, e = longest_valid_run(dataset.valid)
         fade = max(1, int(round(crossfade_s * dataset.fps)))
         if e - s < 4 * fade:
             raise DatasetError(f"{dataset.name()}: the longest stretch of frames with a face is {e - s} frames, too "
@@ -62,11 +64,9 @@ class IdleMotion:
         return cls(track, np.asarray(dims), dataset.fps, fade)
 
     def sample(self, n_frames: int, seed: int = 0) -> np.ndarray:
-        """`n_frames` of idle offsets as full motion vectors (n_frames, 69) (zero outside `dims`), from a seeded start."""
-        start = int(np.random.default_rng(seed).integers(len(self.loop)))
-        out = np.zeros((n_frames, layout.MOTION_DIM), np.float32)
-        out[:, self.dims] = self.loop[(start + np.arange(n_frames)) % len(self.loop)]
-        return out
+        """`n_frames` of idle offsets as full motion vectors (n_frames, 69) (zero outside `dims`), from a seeded start:
+        the runtime's player (`talkinghead.idle.IdleLoop`) on this loop."""
+        return IdleLoop(self.loop, self.dims).sample(n_frames, seed)
 
     def to_dict(self) -> dict:
         """Plain tensors and numbers, for the checkpoint (loadable with weights_only=True)."""
@@ -76,39 +76,6 @@ class IdleMotion:
     @classmethod
     def from_dict(cls, d: dict) -> "IdleMotion":
         return cls(np.asarray(d["track"]), np.asarray(d["dims"]), float(d["fps"]), int(d["crossfade"]))
-
-
-def _longest_valid_run(valid: np.ndarray) -> tuple[int, int]:
-    """(start, end) of the longest run of True in `valid` (end exclusive)."""
-    v = np.concatenate([[0], np.asarray(valid, np.int8), [0]])
-    edges = np.flatnonzero(np.diff(v))
-    starts, ends = edges[::2], edges[1::2]
-    if len(starts) == 0:
-        return 0, 0
-    i = int(np.argmax(ends - starts))
-    return int(starts[i]), int(ends[i])
-
-
-def _make_loop(track: np.ndarray, fade: int) -> tuple[np.ndarray, int]:
-    """A track (M, D) -> (loop (cut, D), cut). loop[:fade] fades from track[cut:cut+fade] into track[:fade].
-
-    Played periodically, loop[cut-1] = track[cut-1] is followed by loop[0] ~= track[cut]: a natural step of the
-    track. The cut (searched in the second half) is the one whose seam and cross-fade have the smallest largest
-    frame-to-frame step, measured per dim in units of the track's own largest step (<= 1: no visible jump).
-    """
-    M = len(track)
-    w = (0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade))[:, None]    # 0 -> 1, raised cosine
-    step = np.abs(np.diff(track, axis=0)).max(0) + 1e-12                         # the track's own largest steps
-    best, cut = np.inf, M - fade
-    for c in range(max(fade + 1, M // 2), M - fade + 1):
-        blend = (1 - w) * track[c:c + fade] + w * track[:fade]
-        seam = np.concatenate([track[c - 1:c], blend, track[fade:fade + 1]])
-        cost = float((np.abs(np.diff(seam, axis=0)) / step).max())              # worst step, in units of the largest
-        if cost < best:
-            best, cut = cost, c
-    loop = track[:cut].copy()
-    loop[:fade] = (1 - w) * track[cut:cut + fade] + w * track[:fade]
-    return loop.astype(np.float32), cut
 
 
 def combine(pred, idle, mode: str):

@@ -1,0 +1,55 @@
+"""Measuring exported graphs: PSNR, per-frame latency (median, round-robin across variants) and a variant's size and
+error against the PyTorch output (notebooks/05_export.ipynb)."""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .graph import session
+
+
+def psnr(a, b, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio (dB) of `a` against `b` on a `data_range` scale; inf when they are equal."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(data_range ** 2 / mse)
+
+
+def latency_ms(sess, feeds: dict, frames: int = 5, warmup: int = 2) -> float:
+    """Median wall time (ms) of one `sess.run` over `frames` runs after `warmup` runs."""
+    for _ in range(warmup):
+        sess.run(None, feeds)
+    times = []
+    for _ in range(max(1, frames)):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def latencies(paths: dict, feeds: dict, frames: int = 5, warmup: int = 2, providers=None) -> dict:
+    """Median ms per run (batch 1) of several graphs, measured round-robin so that load from other processes on a
+    shared machine hits every variant alike."""
+    sessions = {k: session(p, providers) for k, p in paths.items()}
+    for s in sessions.values():
+        for _ in range(warmup):
+            s.run(None, feeds)
+    times = {k: [] for k in sessions}
+    for _ in range(max(1, frames)):
+        for k, s in sessions.items():
+            t0 = time.perf_counter()
+            s.run(None, feeds)
+            times[k].append((time.perf_counter() - t0) * 1000)
+    return {k: round(statistics.median(t), 3) for k, t in times.items()}
+
+
+def evaluate_variant(path: Path, motions: np.ndarray, reference: np.ndarray) -> dict:
+    """Size and error against the PyTorch output (max, mean, PSNR on [0, 1]) on `motions`, one frame per run."""
+    s = session(path)
+    got = np.concatenate([s.run(None, {"motion": motions[i:i + 1]})[0] for i in range(len(motions))])
+    d = np.abs(got.astype(np.float64) - reference)
+    return {"bytes": Path(path).stat().st_size, "max_abs_err": float(d.max()), "mean_abs_err": float(d.mean()),
+            "psnr_db": round(psnr(got, reference), 2), "eval_motions": int(len(motions))}
