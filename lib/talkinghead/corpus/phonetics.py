@@ -1,6 +1,6 @@
 """Phonetics of the script's languages: Mandarin syllables (pypinyin) and English phonemes (CMUdict) (notebook 01).
 
-Text in, units out, with no notion of a script: `talkinghead.corpus` counts these units over candidate lines, and
+Text in, units out, with no notion of a script: `talkinghead.corpus.selection` counts these units over candidate lines, and
 `talkinghead.tts` uses them to label word timings with pinyin.
 
 - Mandarin: `mandarin_syllables(text)` reads the Han characters (`HAN`) of a text in context and splits each syllable
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from .errors import TalkingHeadError
+from ..errors import TalkingHeadError
 
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # CJK unified ideographs (+ extension A, compatibility)
 _HAN_CLASS = HAN.pattern[1:-1]
