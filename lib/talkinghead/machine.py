@@ -7,13 +7,16 @@ import shutil
 import sys
 import time
 
+from .device import describe as describe_device
+from .errors import DeviceError
 from .liveportrait.config import image_sizes
 from .paths import workspace
 from .profiles import get_profile
 
 
 def machine_report() -> dict:
-    """Python, OS, CPU cores, memory, torch and its accelerator, onnxruntime providers, ffmpeg, profile, workspace."""
+    """Python, OS, CPU cores, memory, torch, its accelerator and the device the package will use (and why: see
+    `talkinghead.device`), onnxruntime providers, ffmpeg, profile, workspace."""
     r = {"python": platform.python_version(), "platform": platform.platform(), "cpu_cores": os.cpu_count()}
     r["memory_gb"] = _memory_gb()
     try:
@@ -21,6 +24,7 @@ def machine_report() -> dict:
         r["torch"] = torch.__version__
         r["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
         r["torch_threads"] = torch.get_num_threads()
+        r.update(_device_entries())
     except ImportError:
         r["torch"] = None
     try:
@@ -38,6 +42,14 @@ def machine_report() -> dict:
     r["profile"] = get_profile().name
     r["workspace"] = str(workspace(create=False))
     return r
+
+
+def _device_entries() -> dict:
+    """device, why it was chosen, its precision and render batch (`talkinghead.device.describe`); never raises."""
+    try:
+        return describe_device()
+    except DeviceError as e:
+        return {"device": f"none usable: {e}"}
 
 
 def format_report(report: dict) -> str:
