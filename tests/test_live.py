@@ -229,3 +229,134 @@ def test_mic_without_sounddevice_is_one_sentence():
         pass
     with pytest.raises(MediaError, match="sounddevice"):
         live.MicSource()
+
+
+# ------------------------------------------------------------------------------------------------- no torch, closed world
+NO_TORCH = r"""
+import importlib.abc, json, sys
+
+BLOCKED = ("torch", "torchvision", "talkinghead.a2m", "talkinghead.export", "talkinghead.bake", "talkinghead.pipeline",
+           "talkinghead.render", "talkinghead.liveportrait", "talkinghead.dataset", "talkinghead.tts",
+           "talkinghead.corpus", "talkinghead.motion", "talkinghead.sample")
+
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ImportError(f"{name} is blocked: the runtime must not need it")
+        return None
+
+
+sys.meta_path.insert(0, Block())
+try:
+    import torch  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker let torch in")
+import numpy as np
+
+from talkinghead import bundle, idle, live, onnxrt, pixels  # noqa: F401
+from talkinghead.live import engine, report, runtime, sinks, sources  # noqa: F401
+
+b = bundle.load_bundle(sys.argv[1])
+rt = live.BundleRuntime(sys.argv[1], threads=1)
+eng = live.LiveEngine(rt, mode="preview", verbose=False)
+frames = np.stack([f.image for f in eng.frames(live.ArraySource(np.load(sys.argv[2]), chunk=320))])
+np.save(sys.argv[3], frames)
+bad = sorted(m for m in sys.modules if m.split(".")[0] == "torch" or any(m.startswith(x) for x in BLOCKED))
+print(json.dumps({"frames": len(frames), "loaded": bad, "idle": rt.idle_loop is not None}))
+"""
+
+
+def test_runtime_runs_where_torch_cannot_be_imported(env, runtime, tmp_path):
+    """The runtime package (bundle, live's runtime/sources/sinks/report/engine, idle, onnxrt) imports and renders a
+    stream in a process where `import torch` and every training module fail; the frames equal this process's."""
+    import json
+    import subprocess
+    import sys
+
+    x = _speechy(0.3, seed=5)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "no_torch.py").write_text(NO_TORCH)
+    r = subprocess.run([sys.executable, str(tmp_path / "no_torch.py"), str(env[0]), str(tmp_path / "x.npy"),
+                        str(tmp_path / "frames.npy")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out == {"frames": 8, "loaded": [], "idle": True}
+    ref, _ = _stream(runtime, x, chunk=320)
+    np.testing.assert_array_equal(np.load(tmp_path / "frames.npy"), ref)
+
+
+def test_idle_player_is_the_training_idle_motion(env, runtime):
+    """`a2m.IdleMotion.sample(n, seed)` == the runtime's idle frames 0..n-1 (one numpy player, `talkinghead.idle`)."""
+    idle = env[2]
+    for seed in (0, 3):
+        np.testing.assert_array_equal(runtime.idle(0, 40, seed), idle.sample(40, seed))
+        np.testing.assert_array_equal(runtime.idle(7, 5, seed), idle.sample(12, seed)[7:])
+
+
+def _tamper(env, tmp_path, change) -> "Path":
+    import json
+
+    bad = tmp_path / "avatar"
+    shutil.copytree(env[0], bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    change(m, bad)
+    (bad / "manifest.json").write_text(json.dumps(m))
+    return bad
+
+
+def _one_sentence(e) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg and msg.endswith(".") and msg.count(". ") == 0, msg
+    assert e.value.__cause__ is None and (e.value.__context__ is None or e.value.__suppress_context__)
+    return msg
+
+
+def test_runtime_loads_models_only_through_the_hash_list(env, tmp_path):
+    import os
+
+    def unhashed(m, bad):                       # a model the manifest names but does not hash
+        shutil.copy(bad / "renderer.onnx", bad / "other.onnx")
+        m["models"]["renderer"]["variants"]["fp32"]["file"] = "other.onnx"
+
+    def outside(m, bad):                        # an absolute path to a real model outside, "hashed"
+        m["models"]["paste"]["file"] = str(env[0] / "paste.onnx")
+        m["files"][str(env[0] / "paste.onnx")] = m["files"]["paste.onnx"]
+
+    def dotdot(m, bad):
+        m["models"]["audio2motion"]["idle"]["file"] = "../idle.npy"
+        shutil.copy(bad / "idle.npy", bad.parent / "idle.npy")
+
+    for change, name in ((unhashed, "other.onnx"), (outside, str(env[0] / "paste.onnx")), (dotdot, "../idle.npy")):
+        bad = _tamper(env, tmp_path / change.__name__, change)
+        for verify in (True, False):
+            with pytest.raises(BundleError) as e:
+                live.BundleRuntime(bad, verify=verify)
+            assert repr(name) in _one_sentence(e), change.__name__
+
+    def link(m, bad):                           # renderer.onnx a symlink to an identical file outside
+        (bad / "renderer.onnx").unlink()
+        os.symlink(env[0] / "renderer.onnx", bad / "renderer.onnx")
+
+    bad = _tamper(env, tmp_path / "link", link)
+    for verify in (True, False):
+        with pytest.raises(BundleError) as e:
+            live.BundleRuntime(bad, verify=verify)
+        assert str(bad / "renderer.onnx") in _one_sentence(e) and "symbolic link" in str(e.value)
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["models"].__setitem__("audio2motion", "audio2motion.onnx"),
+    lambda m: m["models"]["audio2motion"].__setitem__("lookahead_frames", "two"),
+    lambda m: m["models"]["audio2motion"].__setitem__("conv_state_shape", 5),
+    lambda m: m["models"]["renderer"].__setitem__("variants", ["fp32"]),
+    lambda m: m["models"]["paste"].__setitem__("height", {"h": 1}),
+    lambda m: m["models"]["audio2motion"]["idle"].__setitem__("dims", [[0, 1], [2]]),
+], ids=["a2m-str", "lookahead-str", "state-int", "variants-list", "height-dict", "idle-dims"])
+def test_runtime_manifest_with_wrong_types_is_one_sentence(env, tmp_path, change):
+    bad = _tamper(env, tmp_path, lambda m, _: change(m))
+    with pytest.raises(BundleError) as e:
+        live.BundleRuntime(bad, verify=False)
+    assert str(bad / "manifest.json") in _one_sentence(e)

@@ -11,7 +11,8 @@ The package, one module per job:
     sinks     Sink, NotebookSink, VideoSink, as_sink
     report    Frame, StreamInfo, TimingReport, STAGES
     engine    LiveEngine (the clock: see its module docstring), FrameIterator, MODES
-    speech    speak, synthesize, prepare_bundle, files_written, SpeakResult (notebook-facing, above the pipeline)
+    speech    speak, synthesize, prepare_bundle, files_written, SpeakResult (notebook-facing, above the pipeline),
+              language_of, script_runs (from `talkinghead.corpus.phonetics`)
 
 The first five need only numpy, onnxruntime, OpenCV and the bundle folder (no torch, no training code): this is what
 a phone or browser app would run. `speech` (text to speech, making missing sample assets) loads on first use; it is
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 
-from ..phonetics import language_of, script_runs
 from ..pixels import to_uint8
 from .engine import MODES, FrameIterator, LiveEngine
 from .report import STAGES, Frame, StreamInfo, TimingReport
@@ -29,12 +29,11 @@ from .runtime import BundleRuntime, load_idle, needs_export
 from .sinks import NotebookSink, Sink, VideoSink, as_sink
 from .sources import ArraySource, AudioSource, FileSource, MicSource, StreamResampler, as_source
 
-_SPEAK = ("speak", "synthesize", "prepare_bundle", "files_written", "SpeakResult")
+_SPEAK = ("speak", "synthesize", "prepare_bundle", "files_written", "SpeakResult", "language_of", "script_runs")
 
 __all__ = ["BundleRuntime", "LiveEngine", "FrameIterator", "AudioSource", "ArraySource", "FileSource", "MicSource",
            "StreamResampler", "Sink", "NotebookSink", "VideoSink", "Frame", "StreamInfo", "TimingReport", "STAGES",
-           "MODES", "as_source", "as_sink", "load_idle", "needs_export", "to_uint8", "language_of", "script_runs",
-           *_SPEAK]
+           "MODES", "as_source", "as_sink", "load_idle", "needs_export", "to_uint8", *_SPEAK]
 
 
 def __getattr__(name: str):

@@ -75,9 +75,9 @@ def load_idle(bundle: Bundle, spec) -> IdleLoop | None:
         if "track" in arrays:
             fade = int(np.ravel(arrays.get("crossfade", CROSSFADE))[0])
             return IdleLoop.from_track(np.asarray(arrays["track"], np.float32), dims, fade)
-    except (TypeError, ValueError, IndexError) as e:
-        raise BundleError(f"{mf}: the idle motion does not fit its dims ({str(e).rstrip('.')}); export the bundle "
-                          "again.") from None
+    except (TypeError, ValueError, IndexError):
+        raise BundleError(f"{mf}: the idle motion's loop (or track) and dims have the wrong type or shape (a loop "
+                          "needs one column per dim); export the bundle again.") from None
     raise BundleError(f"{mf}: the idle motion entry has neither 'loop' nor 'track'; export the bundle again.")
 
 

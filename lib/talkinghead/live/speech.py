@@ -16,7 +16,7 @@ from .. import paths, pipeline, tts, video
 from ..errors import MediaError
 from ..fileio import load_json
 from ..layout import SAMPLE_RATE
-from ..phonetics import language_of, script_runs
+from ..corpus.phonetics import language_of, script_runs  # noqa: F401 (re-exported by talkinghead.live)
 from .engine import LiveEngine
 from .report import TimingReport
 from .runtime import BundleRuntime, needs_export
@@ -30,7 +30,7 @@ def synthesize(text: str, language: str | None = None, backend: str = "espeak", 
                gap_s: float = 0.12) -> tuple[np.ndarray, int]:
     """Speech for `text` -> (float32 mono samples at 16 kHz, 16000) with `talkinghead.tts` (espeak-ng offline).
 
-    `language` None: by script, run by run (`phonetics.script_runs`), so "你好。Hello." speaks Mandarin, then
+    `language` None: by script, run by run (`corpus.phonetics.script_runs`), so "你好。Hello." speaks Mandarin, then
     English (`gap_s` apart)."""
     be = tts.get_backend(backend)
     runs = [(language, text)] if language else script_runs(text)
