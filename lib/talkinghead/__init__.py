@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "a2m", "audio", "bake", "cli", "corpus", "errors", "export", "face", "fileio", "hub", "layout", "live",
     "liveportrait", "machine", "motion", "notebook", "paths", "pipeline", "profiles", "render", "sample", "tts",
-    "video", "dataset", "crop",
+    "video", "dataset", "crop", "clicheck",
     "device", "torch_renderer",
 }
 

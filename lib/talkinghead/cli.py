@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from .clicheck import check_args, cli_spelling, os_sentence
 from .errors import TalkingHeadError
 
 EPILOG = """\
@@ -29,17 +30,27 @@ Profiles: 'full' uses the released LivePortrait weights (downloaded once from th
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (exit status 2), like every other error of the command line."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help).\n")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=["full", "sample"], default=None,
                    help="network weights: released ('full', default) or seeded noise ('sample'); env TALKINGHEAD_PROFILE")
     p.add_argument("--workspace", default=None,
                    help="folder for data/, avatar/, out/ (default ./talkinghead-workspace; env TALKINGHEAD_WORKSPACE)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None,
+                   help="where PyTorch runs: 'auto' (default: CUDA, then Apple MPS, then CPU), or one of them; "
+                        "env TALKINGHEAD_DEVICE")
     p.add_argument("--weights-dir", default=None,
                    help="a local folder laid out like the hub repo KwaiVGI/LivePortrait (env TALKINGHEAD_WEIGHTS_DIR)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m talkinghead", description=__doc__.splitlines()[0],
+    parser = _Parser(prog="python -m talkinghead", description=__doc__.splitlines()[0],
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (helptext, add_args, _) in COMMANDS.items():
@@ -57,6 +68,8 @@ def _apply_env(args: argparse.Namespace) -> None:
         os.environ["TALKINGHEAD_WORKSPACE"] = args.workspace
     if args.weights_dir:
         os.environ["TALKINGHEAD_WEIGHTS_DIR"] = args.weights_dir
+    if args.device:
+        os.environ["TALKINGHEAD_DEVICE"] = args.device
 
 
 # ---------------------------------------------------------------- setup
@@ -130,6 +143,8 @@ def _bake_args(p):
                    help="several faces: fail ('single', default) or take the biggest ('largest')")
     p.add_argument("--detector", choices=["auto", "scrfd", "opencv"], default="auto", help="face detector")
     p.add_argument("--out", default=None, help="bundle folder (default: WORKSPACE/avatar)")
+    p.add_argument("--force", action="store_true",
+                   help="re-baking another portrait: replace the trained/exported models it makes stale")
 
 
 def cmd_bake(args) -> int:
@@ -137,7 +152,7 @@ def cmd_bake(args) -> int:
 
     src = args.portrait if args.portrait else sample_portrait()
     out = bake(src, args.out, pick=args.pick, detector=args.detector,
-               name=None if args.portrait else "astronaut.png")
+               name=None if args.portrait else "astronaut.png", force=args.force)
     b = load_bundle(out)
     print(f"baked {b.manifest['source']['name']} into {out} ({len(b.manifest['files'])} files, profile {b.profile})")
     return 0
@@ -227,9 +242,11 @@ def cmd_speak(args) -> int:
     out = Path(args.out) if args.out else out_dir() / "speak.mp4"
     result = speak(bundle, what, out, variant=args.variant)
     if result.path is None:
-        print("nothing to say (empty audio or text): no video written")
-        return 0
+        raise TalkingHeadError(f"{what}: nothing to say (no audio in it); no video written.")
     print(result.summary())
+    if getattr(result.report, "stopped", False):
+        print(f"stopped (Ctrl-C): {result.path} holds the frames made so far.", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -290,20 +307,37 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Exit status: 0 done, 2 a bad input or a failure the message explains (one sentence,
+    no traceback), 130 stopped with Ctrl-C, 1 an unexpected error (a bug: TALKINGHEAD_DEBUG=1 shows the traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 0
-    _apply_env(args)
     try:
+        check_args(args)
+        _apply_env(args)
         return COMMANDS[args.command][2](args) or 0
     except TalkingHeadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _fail(parser, str(e), 2)
     except KeyboardInterrupt:
-        print("stopped.", file=sys.stderr)
+        print("stopped (Ctrl-C).", file=sys.stderr)
         return 130
+    except MemoryError:
+        return _fail(parser, "out of memory; close other programs, or use smaller inputs (a shorter recording, a "
+                             "smaller photo).", 2)
+    except OSError as e:
+        return _fail(parser, os_sentence(e), 2)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: a sentence, not a traceback
+        if os.environ.get("TALKINGHEAD_DEBUG"):
+            raise
+        return _fail(parser, f"unexpected {type(e).__name__}: {e} (a bug in talkinghead: run again with "
+                             "TALKINGHEAD_DEBUG=1 for the traceback and report it).", 1)
+
+
+def _fail(parser: argparse.ArgumentParser, message: str, code: int) -> int:
+    print(f"error: {cli_spelling(' '.join(message.split()), parser)}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

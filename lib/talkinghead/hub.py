@@ -6,6 +6,7 @@ Taught in `notebooks/00_setup.ipynb`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -48,12 +49,59 @@ def hub_file(relpath: str, weights_dir: str | os.PathLike | None = None) -> Path
         from huggingface_hub import hf_hub_download
     except ImportError:  # pragma: no cover - huggingface_hub is a dependency
         raise WeightsError("huggingface_hub is not installed; `pip install huggingface_hub` or pass weights_dir.") from None
+    with contextlib.suppress(Exception):  # already downloaded once: no network needed
+        return Path(hf_hub_download(HUB_REPO, relpath, local_files_only=True))
+    offline = offline_reason()
+    if offline:  # fail at once, not after the client's retries
+        raise WeightsError(f"{relpath}: not downloaded yet and {offline}; connect to the network, or download the "
+                           f"repo {HUB_REPO} elsewhere and set {WEIGHTS_ENV} to its folder (or use profile='sample' "
+                           "to run offline with seeded weights).")
     try:
-        return Path(hf_hub_download(HUB_REPO, relpath))
+        with _quiet_hub_logs():
+            return Path(hf_hub_download(HUB_REPO, relpath))
     except Exception as e:  # network, auth, missing file: all end the same way for the user
         raise WeightsError(f"{relpath}: could not be downloaded from the hub repo {HUB_REPO} ({type(e).__name__}); "
                            f"check the network, or download the repo elsewhere and set {WEIGHTS_ENV} to its folder "
                            "(or use profile='sample' to run offline with seeded weights).") from None
+
+
+_PROBE: dict[str, str] = {}
+
+
+def offline_reason(timeout_s: float = 3.0) -> str:
+    """'' when the hub looks reachable, else why not: HF_HUB_OFFLINE set, or no TCP connection to the hub (or to
+    the https proxy in force) within `timeout_s`. Probed once per process."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    if "result" not in _PROBE:
+        import socket
+        import urllib.parse
+        import urllib.request
+
+        endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+        target = urllib.request.getproxies().get("https") or endpoint
+        url = urllib.parse.urlsplit(target if "://" in target else f"http://{target}")
+        host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            _PROBE["result"] = ""
+        except OSError:
+            _PROBE["result"] = f"the hub ({host}) cannot be reached from this machine"
+    return _PROBE["result"]
+
+
+@contextlib.contextmanager
+def _quiet_hub_logs():
+    """huggingface_hub's retry warnings off while downloading (the one sentence above says what went wrong)."""
+    import logging
+
+    log = logging.getLogger("huggingface_hub")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def fetch_all(weights_dir: str | os.PathLike | None = None, face_detector: bool = True) -> dict[str, Path]:

@@ -49,7 +49,12 @@ def ffmpeg_exe() -> str:
 
 def _run(args: list[str], input: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", *args], input=input,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _ff(path) -> str:
+    """A path as ffmpeg must get it: absolute, so a name with a colon (`take:2.mp4`) is not read as a protocol."""
+    return str(Path(path).absolute())
 
 
 def _last_error(stderr: bytes | str) -> str:
@@ -116,7 +121,7 @@ def _stream_blocks(text: str) -> list[str]:
 def _inspect(path: Path) -> str:
     """ffmpeg's stderr report about the input; raises MediaError when it cannot open it."""
     _check_exists(path)
-    r = _run(["-i", str(path)])
+    r = _run(["-i", _ff(path)])
     text = r.stderr.decode("utf-8", "replace")
     if "Error opening input" in text or not _stream_blocks(text):
         raise _unreadable(path, _last_error(text))
@@ -162,7 +167,7 @@ def _packet_duration(path: Path) -> float:
 
 def _extent(path: Path, kind: str, decode: bool = True) -> tuple[float, float]:
     """(first timestamp, last timestamp + its duration) in seconds of the first stream of `kind` ('v' or 'a')."""
-    args = ["-i", str(path), "-map", f"0:{kind}:0"] + ([] if decode else ["-c", "copy"]) + ["-f", "framecrc", "-"]
+    args = ["-i", _ff(path), "-map", f"0:{kind}:0"] + ([] if decode else ["-c", "copy"]) + ["-f", "framecrc", "-"]
     r = _run(args)
     out = r.stdout.decode("utf-8", "replace")
     m = re.search(r"#tb 0:\s*(\d+)/(\d+)", out)
@@ -211,12 +216,12 @@ def _frames(path: Path, info: VideoInfo, rate: Fraction, max_side: int | None,
             progress: bool) -> Iterator[tuple[float, np.ndarray]]:
     w, h = _frame_size(info, max_side)
     vf = f"fps={rate}:start_time=0,scale={w}:{h}:flags=area,setsar=1"
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _ff(path), "-map", "0:v:0",
            "-vf", vf, "-fps_mode", "passthrough", "-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     nbytes = w * h * 3
     total = int(round(info.duration_s * float(rate))) or None
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=nbytes)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=nbytes, start_new_session=True)
         bar = _bar(total, f"decoding {path.name}", progress)
         k = 0
         try:
@@ -340,8 +345,8 @@ def read_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> tuple[np.ndarr
         except Exception:
             pass  # not really that format: let ffmpeg try
         else:
-            return load_audio(data.mean(axis=1), sr=sr, orig_sr=orig), sr
-    r = _run(["-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+            return load_audio(_finite(path, data.mean(axis=1)), sr=sr, orig_sr=orig), sr
+    r = _run(["-i", _ff(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
               "-af", f"aresample={sr}:resampler=soxr:async=1:first_pts=0:rematrix_maxval=1",
               "-ac", "1", "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"])
     err = r.stderr.decode("utf-8", "replace")
@@ -350,8 +355,15 @@ def read_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> tuple[np.ndarr
             raise MediaError(f"{path}: has no audio track; record with sound or pass the speech separately with "
                              "--audio (a wav/mp3 of the same take).") from None
         raise _unreadable(path, _last_error(err)) from None
-    x = np.frombuffer(r.stdout, np.float32)
-    return np.clip(x, -1.0, 1.0).astype(np.float32), sr
+    return _finite(path, np.frombuffer(r.stdout, np.float32)), sr
+
+
+def _finite(path: Path, x: np.ndarray) -> np.ndarray:
+    """Clip to [-1, 1]; NaN or infinite samples (a broken float WAV) are one MediaError naming the file."""
+    if not np.isfinite(x).all():
+        raise MediaError(f"{path}: the audio holds NaN or infinite samples (a broken floating-point file); export "
+                         "it again as 16-bit PCM WAV.")
+    return np.clip(x, -1.0, 1.0).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------------------- write
@@ -373,7 +385,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
             wav = Path(td) / "audio.wav"
             _write_wav(wav, _fit_audio(audio, n, rate))
             r = _run(["-y", "-i", str(silent), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-                      "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(tmp)])
+                      "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", _ff(tmp)])
             if r.returncode:
                 raise MediaError(f"{path}: ffmpeg could not add the sound ({_last_error(r.stderr)}); check the folder "
                                  "is writable and has free space.") from None
@@ -391,11 +403,12 @@ def _encode_frames(path: Path, out: Path, frames: Iterable[np.ndarray], rate: Fr
     h, w = first.shape[:2]
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
            "-s", f"{w}x{h}", "-framerate", str(rate), "-i", "pipe:0", "-an", "-c:v", "libx264", "-preset", "veryfast",
-           "-crf", str(crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(out)]
+           "-crf", str(crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", _ff(out)]
     bar = _bar(None, f"encoding {path.name}", progress)
     n = 0
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=err)
+        # its own session: a Ctrl-C reaches only us, and we decide (the live engine keeps the frames so far)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=err, start_new_session=True)
         try:
             frame = first
             while frame is not None:
@@ -457,7 +470,7 @@ def durations(path: str | os.PathLike) -> tuple[float, float]:
     v0, v1 = _extent(path, "v")
     audio_s = 0.0
     if any(": Audio:" in b for b in _stream_blocks(text)):
-        r = _run(["-i", str(path), "-map", "0:a:0", "-ac", "1", "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"])
+        r = _run(["-i", _ff(path), "-map", "0:a:0", "-ac", "1", "-f", "s16le", "-c:a", "pcm_s16le", "pipe:1"])
         m = re.search(r"Audio:.*?(\d+) Hz", text)
         if r.returncode == 0 and m:
             audio_s = len(r.stdout) / 2 / int(m.group(1))
