@@ -15,6 +15,14 @@ PKG = Path(talkinghead.__file__).resolve().parent
 ROOT = "talkinghead"
 MAX_LINES = 600
 
+# The rooms of docs/architecture.md ("What may import what"), by module name under talkinghead (a name covers its
+# submodules). The runtime must stay torch-free; stages never reach up into the glue that chains them.
+RUNTIME = ("bundle", "idle", "onnxrt", "live")
+RUNTIME_GLUE = ("live.speech",)      # live's notebook-facing speech glue sits above the pipeline
+TRAINING_SIDE = ("liveportrait", "a2m", "export", "bake", "pipeline", "render", "torch_renderer", "pocket")
+STAGES = ("bake", "motion", "dataset", "sample", "render", "a2m", "export", "pocket")
+GLUE = ("pipeline", "cli", "live.speech", "notebook", "machine", "serve")
+
 # Modules allowed over MAX_LINES, each with its reason. An entry whose module is gone or back under the limit fails
 # `test_no_module_over_the_line_limit`, so this list only ever names what still needs it.
 LONG_MODULES: dict[str, str] = {}
@@ -29,6 +37,23 @@ def _modules() -> dict[str, Path]:
             parts = parts[:-1]
         out[".".join(parts)] = path
     return out
+
+
+def _in(module: str, names) -> bool:
+    """`module` is one of `names` (relative to talkinghead) or inside one of them."""
+    return any(module == f"{ROOT}.{n}" or module.startswith(f"{ROOT}.{n}.") for n in names)
+
+
+def _reach(graph: dict, start: str) -> dict[str, str]:
+    """Every module `start` loads directly or through others -> the module that imports it (for the message)."""
+    seen, todo = {start: ""}, [start]
+    while todo:
+        v = todo.pop()
+        for w in graph.get(v, {}):
+            if w not in seen:
+                seen[w] = v
+                todo.append(w)
+    return seen
 
 
 def _resolve(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known: dict) -> list[str]:
@@ -115,6 +140,8 @@ def test_the_graph_sees_every_kind_of_import():
     assert any("in a function" in w for w in g["talkinghead.pipeline"]["talkinghead.a2m"])
     assert "talkinghead.liveportrait.blocks" in g["talkinghead.liveportrait.warping"]  # absolute import
     assert _cycles({"a": {"b": []}, "b": {"c": []}, "c": {"a": []}, "d": {"a": []}}) == [["a", "b", "c"]]
+    assert _reach({"a": {"b": []}, "b": {"c": []}, "c": {}}, "a") == {"a": "", "b": "a", "c": "b"}
+    assert _in("talkinghead.live.engine", ("live",)) and not _in("talkinghead.liveportrait.loader", ("live",))
 
 
 def test_no_import_circle():
@@ -138,3 +165,23 @@ def test_no_module_over_the_line_limit():
                      f"LONG_MODULES with the reason): {over}"
     stale = [m for m in LONG_MODULES if m not in sizes or sizes[m] <= MAX_LINES]
     assert not stale, f"LONG_MODULES names modules that are gone or no longer over {MAX_LINES} lines: {stale}"
+
+
+def test_the_runtime_reaches_no_training_code():
+    """bundle, idle, onnxrt and live/ (but its speech glue) never load, even through other modules or inside a
+    function, the networks, training, export, baking, the pipeline or a torch renderer."""
+    graph = import_graph()
+    runtime = [m for m in graph if _in(m, RUNTIME) and not _in(m, RUNTIME_GLUE)]
+    assert runtime, "no runtime modules found: update RUNTIME to the package's layout"
+    bad = []
+    for m in runtime:
+        via = _reach(graph, m)
+        bad += [f"{m} -> ... {via[t]} -> {t}" for t in via if _in(t, TRAINING_SIDE)]
+    assert not bad, "the runtime reaches training-side modules:\n" + "\n".join(sorted(set(bad)))
+
+
+def test_stages_do_not_import_the_glue():
+    graph = import_graph()
+    bad = [f"{m} -> {t}  {where[0]}" for m in graph if _in(m, STAGES) and not _in(m, GLUE)
+           for t, where in graph[m].items() if _in(t, GLUE)]
+    assert not bad, "stages import the glue that chains them (move the shared part down):\n" + "\n".join(bad)
