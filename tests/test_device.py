@@ -262,8 +262,7 @@ def test_cuda_renderer_autocast_psnr(bundle, motions):
     ref = _frames(render.BakedRenderer(load_liveportrait(profile="sample", device="cpu"), bundle).eval(), motions)
     r = render.BakedRenderer(lp_gpu, bundle).eval()
     assert {b.device.type for b in r.buffers()} == {"cuda"}
-    fp32 = render.FrameRenderer(copy.deepcopy(r), compile=False)
-    fp32.autocast = False
+    fp32 = render.FrameRenderer(r, compile=False, autocast=False)
     fast = render.FrameRenderer(r, compile=False)
     assert fast.autocast and fast.batch_size == 16
     a, b = fp32.frames(motions), fast.frames(motions)

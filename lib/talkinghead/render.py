@@ -10,6 +10,7 @@ writes to `renderer.onnx`, and what the live engine runs.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -114,15 +115,17 @@ class FrameRenderer:
     `device.render_batch_size`), and `compile` ("auto": on CUDA only; True; False): `torch.compile` of the whole
     step, motion in, uint8 out. Its warm-up (~30 s per batch shape) is announced through `log`; if compiling fails,
     the failure is said once and rendering goes on eagerly (`status` says which runs). Compiled, a short last batch
-    is padded to `batch_size`, so only two shapes (1 and batch_size) ever compile.
+    is padded to `batch_size`, so only two shapes (1 and batch_size) ever compile. `autocast`: None follows
+    `device.uses_autocast`; False renders in the networks' own dtype (the float32 reference of benchmarks).
     """
 
-    def __init__(self, renderer: BakedRenderer, compile="auto", batch_size: int | None = None, log=print):
+    def __init__(self, renderer: BakedRenderer, compile="auto", batch_size: int | None = None, log=print,
+                 autocast: bool | None = None):
         from .device import render_batch_size, uses_autocast
 
         p = next(renderer.parameters())
         self.renderer, self.device, self.dtype = renderer.eval(), p.device, p.dtype
-        self.autocast = uses_autocast(self.device, self.dtype)
+        self.autocast = uses_autocast(self.device, self.dtype) if autocast is None else bool(autocast)
         self.batch_size = int(batch_size or render_batch_size(self.device))
         self.compile = compile is True or (compile == "auto" and self.device.type == "cuda")
         self.status = "compiled (torch.compile)" if self.compile else "eager"
@@ -135,7 +138,7 @@ class FrameRenderer:
 
         r = self.renderer
         x_d = r.keypoints(motion)                          # float32: keypoints and stitching stay exact
-        with autocast(self.device, self.dtype):
+        with autocast(self.device) if self.autocast else contextlib.nullcontext():
             img = r.decode(x_d)
         img = img.to(self.dtype)
         return to_uint8_tensor(r.paste_back(img) if r.paste else img)
