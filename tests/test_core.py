@@ -135,7 +135,8 @@ def test_every_module_is_reachable_from_the_package():
     import talkinghead
 
     pkg = pathlib.Path(talkinghead.__file__).parent
-    names = {p.stem for p in pkg.glob("*.py") if not p.stem.startswith("_")} | {"liveportrait"}
+    names = {p.stem for p in pkg.glob("*.py") if not p.stem.startswith("_")}
+    names |= {p.name for p in pkg.iterdir() if p.is_dir() and any(p.glob("*.py"))}  # subpackages: a2m/, live/, ...
     assert names == talkinghead._SUBMODULES
     for name in names:
         assert getattr(talkinghead, name) is importlib.import_module(f"talkinghead.{name}")

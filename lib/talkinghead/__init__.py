@@ -1,18 +1,17 @@
 """talkinghead: one portrait + one recording -> an offline talking avatar driven by new speech in real time.
 
-The package is shaped like the pipeline, one module per stage (see README and DESIGN.md):
+The package is shaped like the pipeline, one room per stage (notebook numbers in parentheses); `docs/architecture.md`
+in the repository describes the rooms, what may import what, the avatar bundle format and the profiles:
 
-    liveportrait  the five LivePortrait networks (F, M, W, G, S) and keypoint arithmetic
-    face          face detection, the released crop, paste-back
-    corpus, tts   the recording script and its per-line speech (notebook 01)
-    bake          the avatar bundle (notebook 02)
-    render        bundle + motion -> frames; sample: the offline sample recording
-    video, audio  decoding/encoding media; streaming log-mel features
-    motion        motion extraction from a recording (notebook 03)
-    layout        the motion vector layout shared by every stage
-    a2m           Audio2Motion (notebook 04)
-    export        ONNX export and variants (notebook 05)
-    live          the real-time engine (notebook 06)
+    contract          layout (the motion vector, SAMPLE_RATE, FPS, CROP_SIZE), errors, profiles, paths, fileio
+    networks          liveportrait/ (F, M, W, G, S and keypoint arithmetic), hub, device
+    media             video (reading/writing media, sound included), audio (streaming log-mel features)
+    text              corpus/ (the recording script), tts (its per-line speech) (01)
+    faces             face, crop, landmarks, mtcnn (detection, the released crop, paste-back)
+    stages            bake (02), motion, dataset, sample (03), render, torch_renderer, a2m/ (04), export/,
+                      features_onnx (05), pocket/
+    bundle + runtime  bundle, idle, onnxrt, pixels, live/ (the torch-free engine) (06)
+    glue              pipeline, cli, clicheck, notebook, machine, serve
 
 Submodules load on first use, so `import talkinghead` is cheap.
 """
@@ -22,11 +21,11 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {
-    "a2m", "audio", "bake", "cli", "corpus", "errors", "export", "face", "fileio", "hub", "layout", "live",
-    "liveportrait", "machine", "motion", "notebook", "paths", "pipeline", "profiles", "render", "sample", "tts",
-    "video", "dataset", "crop", "clicheck",
-    "device", "torch_renderer",
+_SUBMODULES = {  # every module and subpackage of the folder (tests/test_core.py checks it against the files)
+    "a2m", "audio", "bake", "bundle", "cli", "clicheck", "corpus", "crop", "dataset", "device", "errors", "export",
+    "face", "features_onnx", "fileio", "hub", "idle", "landmarks", "layout", "live", "liveportrait", "machine",
+    "motion", "mtcnn", "notebook", "onnxrt", "paths", "pipeline", "pixels", "pocket", "profiles", "render", "sample",
+    "serve", "torch_renderer", "tts", "video",
 }
 
 

@@ -1,4 +1,4 @@
-"""Where things are written: one workspace folder holding `data/`, `avatar/` and `out/` (see DESIGN.md).
+"""Where things are written: one workspace folder holding `data/`, `avatar/` and `out/` (see docs/architecture.md).
 
 The workspace is `$TALKINGHEAD_WORKSPACE`, else `./talkinghead-workspace` in the current folder. Nothing here is
 built from `__file__`: the package is installed, and the user's files live where the user works.
