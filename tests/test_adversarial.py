@@ -175,3 +175,327 @@ def test_bundle_folders_and_files_follow_the_umask(tmp_path, umask):
     assert (tmp_path / "avatar").stat().st_mode & 0o777 == 0o777 & ~umask
     for name in ("manifest.json", "idle.npy"):
         assert (tmp_path / "avatar" / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# =========================================================================================== never delete the user's
+@pytest.fixture(scope="module")
+def baked(tmp_path_factory) -> Path:
+    """One sample bundle of the astronaut, baked once for the module (copy it before changing anything)."""
+    import stage_fixtures as sf
+    from talkinghead import bake
+
+    with sf.one_thread():
+        return bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("baked") / "avatar", lp=sf.liveportrait(),
+                         name="astronaut.png")
+
+
+def _with_later_stages(bundle: Path) -> None:
+    """Add what training and export leave in a bundle: a checkpoint + metrics, and a registered model file."""
+    from talkinghead import bundle as bundle_format
+
+    (bundle / "audio2motion.pt").write_bytes(b"trained weights")
+    (bundle / "audio2motion.metrics.json").write_text('{"mouth_r": 0.8}')
+    (bundle / "renderer.onnx").write_bytes(b"exported renderer")
+    bundle_format.add_files(bundle, ["renderer.onnx"], models={"renderer": {"file": "renderer.onnx"}})
+
+
+def test_bake_out_into_a_folder_of_the_users_files_is_refused(tmp_path, capsys):
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"the user's photo")
+    (out / "notes").mkdir()
+    (out / "notes" / "todo.txt").write_text("keep")
+    before = tree(out)
+    code, _, err = run_cli(capsys, "bake", "--out", out, "--profile", "sample", "--workspace", tmp_path / "ws")
+    line = one_sentence(err)
+    assert code == 2 and str(out) in line and "not an avatar bundle" in line
+    assert tree(out) == before
+
+
+def test_bake_out_naming_a_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "avatar.zip"
+    out.write_bytes(b"zip")
+    code, _, err = run_cli(capsys, "bake", "--out", out, "--profile", "sample", "--workspace", tmp_path / "ws")
+    assert code == 2 and "is a file" in one_sentence(err) and out.read_bytes() == b"zip"
+
+
+def test_rebaking_the_same_portrait_keeps_the_trained_and_exported_models(baked, tmp_path, capsys):
+    import shutil
+
+    from talkinghead.bundle import load_bundle
+
+    ws = tmp_path / "ws"
+    shutil.copytree(baked, ws / "avatar")
+    _with_later_stages(ws / "avatar")
+    (ws / "avatar" / "my_notes.txt").write_text("the user's")
+    before = tree(ws / "avatar")
+    code, out, err = run_cli(capsys, "bake", "--profile", "sample", "--workspace", ws)
+    assert code == 0, err
+    after = tree(ws / "avatar")
+    later = ("audio2motion.pt", "audio2motion.metrics.json", "renderer.onnx", "my_notes.txt")
+    assert set(after) == set(before) and all(after[f] == before[f] for f in later)
+    b = load_bundle(ws / "avatar")                                   # verifies every hash
+    assert b.models["renderer"]["file"] == "renderer.onnx" and "renderer.onnx" in b.manifest["files"]
+
+
+def test_rebaking_another_portrait_refuses_without_force_and_keeps_what_is_valid_with_it(baked, tmp_path, capsys):
+    import shutil
+
+    from PIL import Image
+
+    from talkinghead.bake import sample_portrait
+    from talkinghead.bundle import load_bundle
+
+    ws = tmp_path / "ws"
+    shutil.copytree(baked, ws / "avatar")
+    _with_later_stages(ws / "avatar")
+    (ws / "avatar" / "my_notes.txt").write_text("the user's")
+    other = tmp_path / "mirrored.png"
+    Image.fromarray(np.ascontiguousarray(sample_portrait()[:, ::-1])).save(other)
+    before = tree(ws / "avatar")
+
+    code, _, err = run_cli(capsys, "bake", other, "--profile", "sample", "--workspace", ws)
+    line = one_sentence(err)
+    assert code == 2 and "--force" in line and "renderer.onnx" in line and "force=True" not in line
+    assert tree(ws / "avatar") == before
+
+    code, _, err = run_cli(capsys, "bake", other, "--force", "--profile", "sample", "--workspace", ws)
+    assert code == 0, err
+    b = load_bundle(ws / "avatar")
+    assert b.manifest["source"]["name"] == "mirrored.png" and "models" not in b.manifest
+    assert not (ws / "avatar" / "renderer.onnx").exists(), "the old portrait's renderer is stale"
+    for kept in ("audio2motion.pt", "audio2motion.metrics.json", "my_notes.txt"):  # valid for any portrait
+        assert (ws / "avatar" / kept).read_bytes() == before[kept]
+    assert not [p for p in (ws).iterdir() if p.name.startswith(".")]
+
+
+def test_speak_never_bakes_the_sample_over_an_avatar_folder_without_manifest(baked, tmp_path, capsys):
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(baked, ws / "avatar")
+    _with_later_stages(ws / "avatar")
+    (ws / "avatar" / "manifest.json").unlink()
+    before = tree(ws / "avatar")
+    code, _, err = run_cli(capsys, "speak", "--text", "hello", "--profile", "sample", "--workspace", ws)
+    line = one_sentence(err)
+    assert code == 2 and "manifest.json" in line and "avatar" in line
+    assert tree(ws / "avatar") == before
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return False
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
+    return r.returncode == 0
+
+
+def test_a_full_disk_during_bake_is_one_sentence_and_keeps_the_old_bundle(baked, tmp_path, capsys, monkeypatch):
+    """A tiny tmpfs that holds the old bundle but not a second one (where the machine allows mounting), else a
+    write that fails with ENOSPC."""
+    import shutil
+    import zipfile
+
+    from PIL import Image
+
+    from talkinghead.bake import sample_portrait
+    from talkinghead.bundle import load_bundle
+
+    disk = tmp_path / "disk"
+    size = sum(len(b) for b in tree(baked).values())
+    mounted = _mount_tmpfs(disk, str(size + size // 3))
+    try:
+        if not mounted:
+            def full(*a, **k):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            monkeypatch.setattr(zipfile.ZipFile, "writestr", full)
+        shutil.copytree(baked, disk / "avatar")
+        before = tree(disk / "avatar")
+        other = tmp_path / "mirrored.png"
+        Image.fromarray(np.ascontiguousarray(sample_portrait()[:, ::-1])).save(other)
+        code, _, err = run_cli(capsys, "bake", other, "--out", disk / "avatar", "--profile", "sample")
+        line = one_sentence(err)
+        assert code == 2 and "no space left" in line and str(disk) in line
+        assert tree(disk / "avatar") == before and load_bundle(disk / "avatar")
+        assert sorted(p.name for p in disk.iterdir()) == ["avatar"], "a .part folder was left on the full disk"
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=False)
+
+
+# =========================================================================================== flags and inputs
+@pytest.mark.parametrize("argv, words", [
+    (["extract", "--fps", "30"], ["--fps 30", "25"]),
+    (["extract", "--fps", "0"], ["--fps 0"]),
+    (["extract", "--fps", "nan"], ["--fps nan"]),
+    (["train", "--epochs", "0"], ["--epochs 0"]),
+    (["speak", "--text", ""], ["--text is empty"]),
+    (["speak", "--text", "  \t "], ["--text is empty"]),
+    (["demo", "--text", " "], ["--text is empty"]),
+    (["export", "--variants", "fp32,fp64"], ["fp64"]),
+    (["speak", "--variant", "int4"], ["int4"]),
+    (["bake", "--pick", "biggest"], ["--pick", "largest"]),
+    (["corpus", "--rates", "1.0,fast"], ["--rates"]),
+    (["bake", "no_such_photo.jpg"], ["no_such_photo.jpg", "no such portrait"]),
+    (["extract", "no_such_take.mp4"], ["no_such_take.mp4", "no such video"]),
+])
+def test_bad_flags_are_one_sentence_and_exit_2_before_anything_runs(argv, words, tmp_path, capsys):
+    ws = tmp_path / "ws"
+    code, out, err = run_cli(capsys, *argv, "--profile", "sample", "--workspace", ws)
+    line = one_sentence(err)
+    assert code == 2 and all(w in line for w in words), line
+    assert "corrupt" not in line and not ws.exists(), "nothing may start for a bad flag"
+
+
+def test_workspace_naming_a_file_is_one_sentence(tmp_path, capsys):
+    f = tmp_path / "ws.txt"
+    f.write_text("mine")
+    for argv in (["bake"], ["extract"], ["setup"]):
+        code, _, err = run_cli(capsys, *argv, "--profile", "sample", "--workspace", f)
+        assert code == 2 and "is a file" in one_sentence(err) and f.read_text() == "mine"
+
+
+def test_an_unknown_profile_in_the_environment_is_one_sentence(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TALKINGHEAD_PROFILE", "fulll")
+    code, _, err = run_cli(capsys, "setup", "--workspace", tmp_path)
+    line = one_sentence(err)
+    assert code == 2 and "TALKINGHEAD_PROFILE" in line and "fulll" in line and "--profile sample" in line
+
+
+def test_speak_out_naming_a_folder_is_refused_before_rendering(tmp_path, capsys, monkeypatch):
+    import talkinghead.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "ensure_exported", lambda *a, **k: pytest.fail("rendering started"))
+    (tmp_path / "videos").mkdir()
+    code, _, err = run_cli(capsys, "speak", "--text", "hi", "--out", tmp_path / "videos", "--profile", "sample",
+                           "--workspace", tmp_path / "ws")
+    assert code == 2 and "is a folder" in one_sentence(err)
+
+
+def test_full_profile_offline_fails_at_once_in_cli_spelling(tmp_path, capsys, monkeypatch):
+    """No weights cached and no network: one sentence saying so, naming --profile sample, without a download try."""
+    import socket
+
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from talkinghead import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub, "_PROBE", {})
+    real = huggingface_hub.hf_hub_download
+
+    def download(*a, local_files_only=False, **k):
+        assert local_files_only, "a download was tried although the hub cannot be reached"
+        return real(*a, local_files_only=True, cache_dir=str(tmp_path / "hf-cache"), **k)
+
+    def no_network(*a, **k):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    code, out, err = run_cli(capsys, "setup", "--profile", "full", "--no-face-detector", "--workspace", tmp_path)
+    line = one_sentence(err)
+    assert code == 2 and "cannot be reached" in line and "--profile sample" in line and "profile='" not in line
+
+
+def test_messages_use_the_flags_a_cli_user_types():
+    parser = cli.build_parser()
+    msg = cli.cli_spelling("several faces; use pick='largest' or profile='sample', or force=True; keep n=3", parser)
+    assert msg == "several faces; use --pick largest or --profile sample, or --force; keep n=3"
+
+
+def test_an_unexpected_error_is_one_sentence_with_exit_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(cli.COMMANDS, "setup", (*cli.COMMANDS["setup"][:2], lambda args: {}["boom"]))
+    monkeypatch.delenv("TALKINGHEAD_DEBUG", raising=False)
+    code, _, err = run_cli(capsys, "setup", "--profile", "sample", "--workspace", tmp_path)
+    line = one_sentence(err)
+    assert code == 1 and "KeyError" in line and "TALKINGHEAD_DEBUG" in line
+
+
+# =========================================================================================== odd media
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_decompression_bomb_png_is_one_sentence(tmp_path, capsys):
+    png = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    code, _, err = run_cli(capsys, "bake", png, "--profile", "sample", "--workspace", tmp_path / "ws")
+    line = one_sentence(err)
+    assert code == 2 and "huge.png" in line and "20000x20000" in line and "too large" in line
+    assert not (tmp_path / "ws" / "avatar").exists()
+
+
+def test_a_16_bit_greyscale_png_is_read_at_its_real_brightness(tmp_path):
+    from PIL import Image
+
+    from talkinghead.bake import load_portrait, sample_portrait
+
+    grey8 = np.asarray(Image.fromarray(sample_portrait()).convert("L"))
+    png = tmp_path / "grey16.png"
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(png)
+    assert Image.open(png).mode.startswith("I")
+    rgb = load_portrait(png)
+    assert rgb.shape == (*grey8.shape, 3) and np.array_equal(rgb[..., 0], grey8) and np.array_equal(rgb[..., 2], grey8)
+
+
+def test_a_file_named_with_a_colon_is_not_called_corrupt(tmp_path, monkeypatch):
+    import stage_fixtures as sf
+
+    from talkinghead import video
+
+    sf.talking_video(tmp_path / "take:2.mp4", n=10, fps=25)
+    monkeypatch.chdir(tmp_path)
+    info = video.probe("take:2.mp4")
+    assert info.width == 256 and info.has_audio
+    assert len(video.read_audio("take:2.mp4")[0]) > 0
+    assert len(list(video.iter_video_frames("take:2.mp4", fps=25, progress=False))) == 10
+    out = video.write_video("out:1.mp4", [np.zeros((32, 32, 3), np.uint8)] * 3, fps=25, progress=False)
+    assert video.probe(out).width == 32
+
+
+def test_nan_audio_is_named_as_such_not_as_a_disk_problem(tmp_path):
+    import soundfile
+
+    from talkinghead.errors import MediaError
+    from talkinghead import video
+
+    x = np.sin(np.arange(16000) / 10).astype(np.float32)
+    x[5000] = np.nan
+    soundfile.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    with pytest.raises(MediaError) as e:
+        video.load_audio(tmp_path / "nan.wav")
+    assert "NaN" in str(e.value) and "nan.wav" in str(e.value) and "space" not in str(e.value)
+
+
+CTRL_C_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    from talkinghead import video
+    signal.signal(signal.SIGINT, lambda *a: None)     # we decide what a Ctrl-C means (the engine keeps the frames)
+    def frames():
+        for k in range(20):
+            if k == 10:
+                os.killpg(os.getpgrp(), signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+            yield np.full((32, 32, 3), 10 * k, np.uint8)
+    video.write_video(sys.argv[1], frames(), fps=25, progress=False)
+    print(video.probe(sys.argv[1]).n_frames_estimate)
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+def test_a_ctrl_c_to_the_process_group_does_not_kill_the_encoder(tmp_path):
+    r = subprocess.run([sys.executable, "-c", CTRL_C_SCRIPT, str(tmp_path / "so_far.mp4")], capture_output=True,
+                       text=True, timeout=120, start_new_session=True)
+    assert r.returncode == 0 and "space" not in r.stderr, r.stderr
+    assert int(r.stdout.split()[-1]) == 20

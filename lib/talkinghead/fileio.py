@@ -92,6 +92,11 @@ def disk_errors(folder: str | os.PathLike, access: bool = True) -> Iterator[None
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.(?P<kind>part|old)(\.[^.]*)?$")
 
 
+def is_scratch(name: str) -> bool:
+    """True for the names this module writes while working (temporary parts, old folders, journal, lock)."""
+    return bool(_TEMP.match(name)) or name in (JOURNAL, LOCK)
+
+
 def _new_part(folder: Path, name: str, suffix: str = "", directory: bool = False) -> Path:
     """Create (exclusively) a hidden temporary file or folder for `name` in `folder`; returns its path."""
     while True:
@@ -342,8 +347,12 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def save_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write `obj` as indented, key-sorted UTF-8 JSON (stable bytes for the same content)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
-    return write_bytes(path, (text + "\n").encode("utf-8"))
+    return write_bytes(path, (json_text(obj) + "\n").encode("utf-8"))
+
+
+def json_text(obj: Any) -> str:
+    """`obj` as the indented, key-sorted JSON text `save_json` writes (numpy values and paths as plain values)."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:

@@ -99,7 +99,7 @@ def _refuse_to_bake_over(bundle: Path, portrait) -> None:
     held = [e.name for e in sorted(bundle.iterdir()) if not is_scratch(e.name)] if bundle.is_dir() else []
     if held:
         what = "the sample avatar" if portrait is None else "a new avatar"
-        raise TalkingHeadError(f"{bundle}: has no manifest.json but holds {len(held)} file(s) (e.g. {held[0]!r}), so "
+        raise TalkingHeadError(f"{bundle}: has no manifest.json but holds {len(held)} file(s) (such as {held[0]!r}), so "
                                f"{what} is not baked over them; restore its manifest.json, or move the folder away "
                                "and bake again (`python -m talkinghead bake PORTRAIT`).")
 
@@ -124,7 +124,8 @@ def _extracted_from_sample_recording(dataset: Path) -> bool:
 
 def ensure_training_inputs(profile=None, verbose: bool = True) -> tuple[Path, Path]:
     """(dataset, avatar bundle folder): what notebook 04 trains from (`training_dataset`) and saves into."""
-    return training_dataset(profile, verbose), ensure_bundle(profile=profile, verbose=verbose)
+    bundle = ensure_bundle(profile=profile, verbose=verbose)  # first (the course's order): it may refuse at once
+    return training_dataset(profile, verbose), bundle
 
 
 def ensure_trained(profile=None, epochs: int | None = None, verbose: bool = True) -> Path:
