@@ -158,7 +158,10 @@ def test_symlinked_baked_file_is_refused_without_verify(bdir, tmp_path):
     (lambda m: m["models"]["paste"].__setitem__("file", ["paste.onnx"]), "models.paste.file"),
     (lambda m: m["models"]["renderer"]["variants"]["fp32"].__setitem__("file", 7), "models.renderer.variants.fp32.file"),
     (lambda m: m.__setitem__("format_version", True), "format version"),
-], ids=["entry-str", "sha-int", "bytes-str", "models-list", "file-list", "file-int", "version-bool"])
+    (lambda m: m.__setitem__("fps", "25"), "fps should be"),
+    (lambda m: m.pop("profile"), "profile should be"),
+], ids=["entry-str", "sha-int", "bytes-str", "models-list", "file-list", "file-int", "version-bool", "fps-str",
+        "no-profile"])
 def test_wrong_types_are_one_sentence_naming_the_manifest(bdir, change, names):
     edit(bdir, change)
     msg = refused(bdir, verify=False)

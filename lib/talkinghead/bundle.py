@@ -112,6 +112,10 @@ def read_manifest(path: str | os.PathLike) -> dict:
 
 def check_manifest(mf: Path, manifest: dict) -> None:
     """The closed world and the types: `files` maps plain names to {sha256, bytes}; every model file is listed."""
+    for key, ok, want in (("profile", isinstance(manifest.get("profile"), str), "a profile name"),
+                          ("fps", type(manifest.get("fps")) is int and manifest["fps"] > 0, "a positive integer")):
+        if not ok:
+            raise BundleError(f"{mf}: {key} should be {want}, not {_describe(manifest.get(key))}; {_REBAKE}.")
     for name, entry in manifest["files"].items():
         if not is_plain_name(name):
             raise BundleError(f"{mf}: lists {name!r}, which is not a plain file name inside the bundle (no folders, "
