@@ -187,3 +187,17 @@ def test_missing_wrong_or_corrupt_model(tmp_path, marked):
         landmarks.landmark_session(tmp_path)
     with pytest.raises(WeightsError, match="no output of 406 values"):
         landmarks._points_output([np.zeros((1, 10)), np.zeros((1, 3))])
+
+
+def test_fetch_all_includes_the_landmark_model(tmp_path):
+    from talkinghead import hub
+
+    for rel in [*hub.LIVEPORTRAIT_FILES.values(), hub.FACE_DETECTOR_FILE]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    with pytest.raises(WeightsError, match="landmark.onnx: not found"):
+        hub.fetch_all(tmp_path)
+    assert "landmarks" not in hub.fetch_all(tmp_path, landmarks=False)
+    (tmp_path / LANDMARK_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / LANDMARK_FILE).write_bytes(b"x")
+    assert hub.fetch_all(tmp_path)["landmarks"] == tmp_path / LANDMARK_FILE

@@ -24,7 +24,7 @@ LIVEPORTRAIT_FILES = {
     "stitching_retargeting_module": "liveportrait/retargeting_models/stitching_retargeting_module.pth",
 }
 FACE_DETECTOR_FILE = "insightface/models/buffalo_l/det_10g.onnx"  # non-commercial licence (insightface)
-LANDMARK_FILE = "liveportrait/landmark.onnx"
+LANDMARK_FILE = "liveportrait/landmark.onnx"      # 203 points (talkinghead.landmarks)
 
 LICENCE_NOTE = ("LivePortrait's weights are released by Kuaishou (KwaiVGI) under their licence; the insightface face "
                 "models (buffalo_l) are for non-commercial research use only.")
@@ -104,12 +104,16 @@ def _quiet_hub_logs():
         log.setLevel(level)
 
 
-def fetch_all(weights_dir: str | os.PathLike | None = None, face_detector: bool = True) -> dict[str, Path]:
+def fetch_all(weights_dir: str | os.PathLike | None = None, face_detector: bool = True,
+              landmarks: bool = True) -> dict[str, Path]:
     """Make sure every file the full profile needs is local (download once); returns {name: path}.
 
-    Shown in `notebooks/00_setup.ipynb`. The face detector is insightface's (non-commercial licence).
+    Shown in `notebooks/00_setup.ipynb`. The face detector is insightface's (non-commercial licence); the 203-point
+    landmark model (`talkinghead.landmarks`) frames the crop and measures the eye/lip close ratios.
     """
     files = dict(LIVEPORTRAIT_FILES)
+    if landmarks:
+        files["landmarks"] = LANDMARK_FILE
     if face_detector:
         files["face_detector"] = FACE_DETECTOR_FILE
     return {name: hub_file(rel, weights_dir) for name, rel in files.items()}
