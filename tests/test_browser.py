@@ -1,0 +1,302 @@
+"""The avatar in a browser (`python -m talkinghead serve`, talkinghead/web/): headless Chromium driven by Playwright
+loads a sample-profile bundle with onnxruntime-web and
+
+- renders, for a fixed audio file, frames whose pixels match the Python live engine's (`talkinghead.live`) for the
+  same audio: at most 2 grey levels on any pixel, mean under 0.05 (onnxruntime-web's wasm kernels round differently
+  from onnxruntime's CPU ones; the sample profile's generator amplifies float rounding, see talkinghead.export);
+- keeps sound and picture in sync in live mode: frame k is shown at input time k/fps + delay (the sound is played
+  `delay` late), never before it, and within one frame period (40 ms) for the median frame, within one render time
+  for every frame (a render on this shared 2-core machine can overrun its estimate);
+- takes the microphone through Chromium's fake capture device (fed a wav) once permission is granted;
+- says clearly: no microphone permission, a file that is not audio, a bundle of another format version, a model
+  whose hash does not match the manifest.
+
+Needs Debian's `chromium`, PyPI's `playwright` and onnxruntime-web (`python -m talkinghead serve
+--install-web-runtime`); `.ci/run` installs all three. A screenshot of the page is saved in the test's tmp folder.
+The server's file rules (only files the manifest lists) are tested without a browser.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from talkinghead import serve
+
+SR, SPF, FPS = 16000, 640, 25
+PIXEL_MAX, PIXEL_MEAN = 2, 0.05
+
+
+# ------------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A sample-profile bundle: baked portrait, a small Audio2Motion whose output moves, an idle loop, fp32 renderer,
+    paste, audio2motion and features.onnx."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from talkinghead import a2m, bake, features_onnx, layout
+    from talkinghead.audio import FeatureParams
+    from talkinghead.export import export_bundle
+    from talkinghead.liveportrait import load_liveportrait
+
+    lp = load_liveportrait(profile="sample")
+    path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("browser") / "avatar", lp=lp)
+    torch.manual_seed(0)
+    model = a2m.Audio2Motion(a2m.A2MConfig(hidden=32))
+    with torch.no_grad():                                   # an output that visibly moves the face
+        model.head.weight.normal_(0, 0.3)
+        model.feat_mean.fill_(-6.0)
+        model.feat_std.fill_(3.0)
+        std = torch.full((layout.MOTION_DIM,), 0.01)
+        std[layout.POSE] = 2.0
+        model.motion_std.copy_(std)
+    rng = np.random.default_rng(1)
+    idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (90, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
+                          a2m.IDLE_DIMS.copy(), 25.0, 12)
+    a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model.eval(), model.config, FeatureParams(), {},
+                        mode="idle_from_recording", idle=idle)
+    bake.add_files(path, [a2m.CHECKPOINT_NAME])
+    export_bundle(path, None, variants=("fp32",), progress=False, lp=lp, n_eval=1, latency_frames=1)
+    if "features" not in json.loads((path / "manifest.json").read_text())["models"]:
+        features_onnx.export_features(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """(short float32 wav of 0.3 s speech, 1.7 s speech wav, its samples)."""
+    tts = pytest.importorskip("talkinghead.tts")
+    import soundfile as sf
+
+    s = tts.get_backend("espeak").synthesize("Hello there, how are you today?", "en")
+    x = tts.to_mono_16k(s.samples, s.sample_rate).astype(np.float32)
+    d = tmp_path_factory.mktemp("speech")
+    short = x[3000:3000 + 8 * SPF - 123]                     # 8 frames, the last one partial (flushed)
+    sf.write(d / "short.wav", short, SR, subtype="FLOAT")
+    sf.write(d / "hello.wav", x, SR, subtype="FLOAT")
+    return d / "short.wav", d / "hello.wav", short
+
+
+def _server(path):
+    dist = serve.find_ort_web()
+    srv = serve.make_server(path, "127.0.0.1", 0, dist)
+    return srv, serve.start_in_thread(srv)
+
+
+@pytest.fixture(scope="module")
+def browser(speech):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
+    chromium = serve.find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium on this machine: apt-get install chromium (or set TALKINGHEAD_CHROMIUM)")
+    if serve.find_ort_web() is None:
+        pytest.skip("onnxruntime-web is not installed: python -m talkinghead serve --install-web-runtime")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=serve.CHROMIUM_ARGS + [
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={speech[1]}"])
+        yield b
+        b.close()
+
+
+def _open(browser, url, wait: str = "window.talkinghead && window.talkinghead.loaded === true"):
+    ctx = browser.new_context(viewport={"width": 1100, "height": 720})
+    page = ctx.new_page()
+    page.goto(url)
+    page.wait_for_function(wait, timeout=90_000)
+    return ctx, page
+
+
+@pytest.fixture(scope="module")
+def app(browser, bundle):
+    srv, url = _server(bundle)
+    ctx, page = _open(browser, url)
+    assert page.evaluate("talkinghead.error") is None, page.evaluate("talkinghead.error")
+    assert page.evaluate("talkinghead.ready") and page.evaluate("self.crossOriginIsolated")
+    yield url, ctx, page
+    ctx.close()
+    srv.shutdown()
+
+
+def _runs(page) -> int:
+    return page.evaluate("talkinghead.runs.length")
+
+
+def _play(page, path, mode: str, timeout_ms: int = 60_000) -> dict:
+    n = _runs(page)
+    page.select_option("#mode", mode)
+    page.set_input_files("#file", str(path))
+    page.wait_for_function(f"talkinghead.runs.length > {n} || talkinghead.error", timeout=timeout_ms)
+    assert page.evaluate("talkinghead.error") is None, page.evaluate("talkinghead.error")
+    return page.evaluate(f"talkinghead.runs[{n}]")
+
+
+# ------------------------------------------------------------------------------------------------------- the page
+def test_frames_match_the_python_live_engine(app, bundle, speech):
+    from talkinghead import live
+
+    _, _, page = app
+    short = speech[2]
+    report = _play(page, speech[0], "offline")
+    n = report["frames"]
+    assert n == -(-len(short) // SPF) == 8
+    got = np.stack([np.frombuffer(base64.b64decode(page.evaluate(f"talkinghead.canvasFrame({k})")), np.uint8)
+                    for k in range(n)])
+    rt = live.BundleRuntime(bundle, threads=1)
+    eng = live.LiveEngine(rt, mode="preview", batch_size=1, verbose=False)
+    ref = np.stack([f.image for f in eng.frames(live.ArraySource(short, SR, chunk=SPF))])
+    got = got.reshape(n, rt.height, rt.width, 4)
+    assert (got[..., 3] == 255).all()
+    diff = np.abs(got[..., :3].astype(int) - ref.astype(int))
+    assert diff.max() <= PIXEL_MAX and diff.mean() < PIXEL_MEAN, (diff.max(), diff.mean())
+    moved = np.abs(np.diff(ref.astype(int), axis=0)).max(axis=(1, 2, 3))
+    assert (moved > 10).all()                              # the face moves: the comparison is not of still frames
+
+
+def test_live_mode_keeps_sound_and_picture_in_sync(app, speech, tmp_path):
+    _, _, page = app
+    r = _play(page, speech[1], "live")
+    page.screenshot(path=str(tmp_path / "page.png"))
+    delay = r["delay_ms"] / 1000
+    assert r["frames"] == -(-_samples(speech[1]) // SPF)
+    assert r["rendered"] >= 2 and r["rendered"] + r["dropped"] == r["frames"]
+    shown = np.array(r["shown"], float)
+    late = shown[:, 1] - (shown[:, 0] / FPS + delay)       # shown at input time k/fps + delay
+    assert (late >= -0.003).all(), late                    # never early
+    assert np.median(late) <= 1 / FPS, late
+    assert late.max() <= r["render_p95_ms"] / 1000 + 1 / FPS, (late, r["render_p95_ms"])
+    assert shown[-1, 0] == r["frames"] - 1                 # the last frame is shown
+    assert r["latency_mean_ms"] > 0 and r["achieved_fps"] > 0
+    fps_text = page.inner_text("#fps")
+    assert float(fps_text) > 0 and page.inner_text("#latency").endswith("ms")
+
+
+def _samples(path) -> int:
+    import soundfile as sf
+    return sf.info(str(path)).frames
+
+
+def test_a_file_that_is_not_audio(app, tmp_path):
+    _, _, page = app
+    bad = tmp_path / "notes.txt"
+    bad.write_text("this is not a sound\n" * 20)
+    page.set_input_files("#file", str(bad))
+    page.wait_for_function("talkinghead.error !== null", timeout=20_000)
+    msg = page.inner_text("#error")
+    assert "notes.txt is not an audio file" in msg and "wav" in msg
+    assert page.is_visible("#error")
+    page.evaluate("document.getElementById('error').hidden = true; window.talkinghead.error = null")
+
+
+def test_microphone_permission_then_the_fake_microphone(app):
+    url, ctx, page = app
+    page.click("#mic")
+    page.wait_for_function("talkinghead.error !== null", timeout=20_000)
+    assert "No permission to use the microphone" in page.inner_text("#error")
+    ctx.grant_permissions(["microphone"], origin=url.rstrip("/"))
+    page.click("#mic")
+    page.wait_for_function("talkinghead.app.current?.kind === 'microphone' && talkinghead.app.current.rendered >= 2",
+                           timeout=30_000)
+    assert page.evaluate("talkinghead.error") is None
+    page.click("#stop")
+    page.wait_for_function("!talkinghead.app.current.running", timeout=20_000)
+    r = page.evaluate("talkinghead.runs.at(-1)")
+    assert r["kind"] == "microphone" and r["rendered"] >= 2 and r["latency_mean_ms"] > 0
+
+
+def _copy(bundle, tmp_path):
+    dst = tmp_path / "avatar"
+    shutil.copytree(bundle, dst)
+    return dst
+
+
+def test_a_bundle_of_another_format_version(browser, bundle, tmp_path):
+    path = _copy(bundle, tmp_path)
+    m = json.loads((path / "manifest.json").read_text())
+    m["format_version"] = m["format_version"] + 1
+    (path / "manifest.json").write_text(json.dumps(m))
+    srv, url = _server(path)
+    try:
+        ctx, page = _open(browser, url, "window.talkinghead && window.talkinghead.loaded === true")
+        msg = page.inner_text("#error")
+        assert f"format version {m['format_version']}" in msg and f"reads version {m['format_version'] - 1}" in msg
+        assert not page.evaluate("talkinghead.ready") and page.is_disabled("#mic")
+        ctx.close()
+    finally:
+        srv.shutdown()
+
+
+def test_a_model_whose_hash_does_not_match(browser, bundle, tmp_path):
+    path = _copy(bundle, tmp_path)
+    data = bytearray((path / "audio2motion.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (path / "audio2motion.onnx").write_bytes(bytes(data))
+    srv, url = _server(path)
+    try:
+        ctx, page = _open(browser, url)
+        msg = page.inner_text("#error")
+        assert "audio2motion.onnx" in msg and "does not match its sha256" in msg
+        assert not page.evaluate("talkinghead.ready")
+        ctx.close()
+    finally:
+        srv.shutdown()
+
+
+# ------------------------------------------------------------------------------------------------------- the server
+def _get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, b"", dict(e.headers)
+
+
+def test_server_serves_only_the_page_the_listed_files_and_the_runtime(tmp_path):
+    from talkinghead import bake
+
+    path = bake.bake(bake.sample_portrait(), tmp_path / "avatar")
+    (path / "secret.txt").write_text("not listed")
+    ort = tmp_path / "ort"
+    ort.mkdir()
+    (ort / serve.ORT_ENTRY).write_text("export const x = 1;")
+    (ort / "package.json").write_text("{}")
+    srv = serve.make_server(path, "127.0.0.1", 0, ort)
+    url = serve.start_in_thread(srv)
+    try:
+        status, body, headers = _get(url)
+        assert status == 200 and b"app.js" in body and headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert _get(url + "bundle/portrait.png")[1] == (path / "portrait.png").read_bytes()
+        assert _get(url + "ort/" + serve.ORT_ENTRY)[2]["Content-Type"] == "text/javascript"
+        for bad in ("bundle/secret.txt", "bundle/..%2Fsecret.txt", "bundle/../avatar/secret.txt", "ort/package.json",
+                    "../avatar/manifest.json", "bundle/", "web/app.js", "serve.py"):
+            assert _get(url + bad)[0] == 404, bad
+        cfg = json.loads(_get(url + "config.json")[1])
+        assert cfg["format_version"] == bake.FORMAT_VERSION and cfg["ort"] == "/ort/" + serve.ORT_ENTRY
+        assert cfg["features_fallback"] == "/generated/features.onnx"       # baked, not exported yet
+        assert _get(url + "generated/features.onnx")[1][:2] == b"\x08\x08"    # an ONNX model (ir_version 8)
+    finally:
+        srv.shutdown()
+
+
+def test_idle_start_matches_numpy():
+    cfg = serve.page_config({"models": {"audio2motion": {"idle": {"frames": 90, "file": "idle.npy"}}}}, seed=0)
+    assert cfg["idle_first"] == int(np.random.default_rng(0).integers(90))
+
+
+def test_cli_without_the_web_runtime(tmp_path):
+    from talkinghead import bake
+
+    path = bake.bake(bake.sample_portrait(), tmp_path / "avatar")
+    env = {**__import__("os").environ, "TALKINGHEAD_ORT_WEB": str(tmp_path / "nothing"), "XDG_CACHE_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "talkinghead", "serve", str(path), "--port", "0"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no onnxruntime-web here" in r.stderr and "--install-web-runtime" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "talkinghead", "serve", str(tmp_path / "none")], env={**env,
+                       "TALKINGHEAD_ORT_WEB": ""}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "onnxruntime-web is not installed" in r.stderr
