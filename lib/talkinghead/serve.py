@@ -81,9 +81,14 @@ def ort_web_version(dist: Path) -> str | None:
         return None
 
 
-def install_web_runtime(prefix=None) -> Path:
-    """`npm install --prefix <cache> onnxruntime-web@ORT_WEB_VERSION` -> its dist folder (needs Node.js's npm)."""
+def install_web_runtime(prefix=None, force: bool = False) -> Path:
+    """`npm install --prefix <cache> onnxruntime-web@ORT_WEB_VERSION` -> its dist folder (needs Node.js's npm).
+
+    Nothing is done when that version is already there (unless `force`)."""
     prefix = Path(prefix) if prefix else web_cache_dir()
+    have = _dist_in(prefix)
+    if have is not None and ort_web_version(have) == ORT_WEB_VERSION and not force:
+        return have
     npm = shutil.which("npm")
     if npm is None:
         raise TalkingHeadError("installing onnxruntime-web needs npm (Node.js), which is not on PATH: install Node.js "
