@@ -499,3 +499,141 @@ def test_a_ctrl_c_to_the_process_group_does_not_kill_the_encoder(tmp_path):
                        text=True, timeout=120, start_new_session=True)
     assert r.returncode == 0 and "space" not in r.stderr, r.stderr
     assert int(r.stdout.split()[-1]) == 20
+
+
+# =========================================================================================== training and export
+def _bundle_copy(baked: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    dst = tmp_path / "ws" / "avatar"
+    shutil.copytree(baked, dst)
+    return dst
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/talkinghead-pwned",))
+
+
+def _bad_checkpoints(tmp_path: Path) -> dict[str, bytes]:
+    """Checkpoints export must refuse: truncated, a pickle that runs code, and one whose tensors have wrong shapes."""
+    import io
+    import pickle
+
+    import torch
+
+    from talkinghead.a2m import A2MConfig, Audio2Motion, save_checkpoint
+
+    good = save_checkpoint(tmp_path / "good.pt", Audio2Motion(A2MConfig()), A2MConfig(), None, {})
+    ckpt = torch.load(good, weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.ndim == 2)
+    ckpt["state_dict"][name] = torch.zeros(3, 3)
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    return {"truncated": good.read_bytes()[:1000], "malicious": pickle.dumps(_Evil()), "wrong_shapes": buf.getvalue()}
+
+
+def test_export_with_a_bad_checkpoint_fails_with_exit_2_and_changes_nothing(baked, tmp_path, capsys):
+    for kind, data in _bad_checkpoints(tmp_path).items():
+        bundle = _bundle_copy(baked, tmp_path / kind)
+        (bundle / "audio2motion.pt").write_bytes(data)
+        before = tree(bundle)
+        code, out, err = run_cli(capsys, "export", "--bundle", bundle, "--profile", "sample",
+                                 "--workspace", tmp_path / kind / "ws")
+        line = one_sentence(err)
+        assert code == 2 and "audio2motion.pt" in line, (kind, line)
+        assert tree(bundle) == before, kind
+        assert not Path("/tmp/talkinghead-pwned").exists()
+
+
+def test_train_with_zero_epochs_never_replaces_a_trained_model(baked, tmp_path):
+    from talkinghead.a2m import run_training
+    from talkinghead.errors import TalkingHeadError
+
+    bundle = _bundle_copy(baked, tmp_path)
+    (bundle / "audio2motion.pt").write_bytes(b"a trained model")
+    with pytest.raises(TalkingHeadError, match="at least one epoch"):
+        run_training(tmp_path / "no_dataset.npz", bundle, epochs=0, progress=False, verbose=False)
+    assert (bundle / "audio2motion.pt").read_bytes() == b"a trained model"
+
+
+def _stage_export(bundle: Path, variants=("fp32",), tag: bytes = b"v2") -> None:
+    """What export commits, with stand-in bytes for the ONNX graphs: the files and the manifest as one unit."""
+    from talkinghead.bundle import RENDERER_FILES
+    from talkinghead.export.stage import stage_manifest
+
+    with fileio.file_set(bundle) as fs:
+        for v in variants:
+            fs.path(RENDERER_FILES[v]).write_bytes(tag + v.encode())
+        fs.path("paste.onnx").write_bytes(tag + b"paste")
+        entry = {"variants": {v: {"file": RENDERER_FILES[v]} for v in variants}, "default": "fp32"}
+        stage_manifest(bundle, fs, drop=[f for v, f in RENDERER_FILES.items() if v not in variants],
+                       renderer=entry, paste={"file": "paste.onnx"})
+
+
+def test_export_is_committed_as_one_unit_whichever_rename_fails(baked, tmp_path, monkeypatch):
+    from talkinghead.bundle import load_bundle
+
+    old_bundle = _bundle_copy(baked, tmp_path / "old")
+    _stage_export(old_bundle, ("fp32", "int8"), b"v1")
+    new_bundle = _bundle_copy(baked, tmp_path / "new")
+    _stage_export(new_bundle, ("fp32", "int8"), b"v1")
+    _stage_export(new_bundle, ("fp32",), b"v2")           # a re-export with one variant leaves exactly that one
+    sets = {"old": tree(old_bundle), "new": tree(new_bundle)}
+    assert "renderer.int8.onnx" not in sets["new"] and "renderer.int8.onnx" not in load_bundle(new_bundle).manifest["files"]
+    real, seen, k = os.replace, [], 0
+    while True:
+        k += 1
+        bundle = _bundle_copy(baked, tmp_path / f"k{k}")
+        _stage_export(bundle, ("fp32", "int8"), b"v1")
+        calls = []
+
+        def failing(src, dst, _k=k, _calls=calls):
+            _calls.append(dst)
+            if len(_calls) == _k:
+                raise OSError(errno.EIO, "injected failure")
+            return real(src, dst)
+
+        monkeypatch.setattr(os, "replace", failing)
+        try:
+            _stage_export(bundle, ("fp32",), b"v2")
+            failed = False
+        except OSError:
+            failed = True
+        monkeypatch.setattr(os, "replace", real)
+        load_bundle(bundle)                                   # finishes a cut-short commit, then checks every hash
+        now = tree(bundle)
+        assert now in (sets["old"], sets["new"]), f"rename {k}: neither the old nor the new export"
+        seen.append("new" if now == sets["new"] else "old")
+        if not failed:
+            break
+    assert k >= 5 and "old" in seen and seen.count("new") >= 3, seen
+
+
+def test_ctrl_c_during_speak_exits_130_and_names_the_video_so_far(tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    import talkinghead.live as live
+    import talkinghead.pipeline as pipeline
+
+    so_far = tmp_path / "out.mp4"
+
+    def stopped_speak(bundle, what, out, variant="default"):
+        out.write_bytes(b"frames so far")
+        report = SimpleNamespace(stopped=True, summary=lambda: "12 frames")
+        return SimpleNamespace(path=out, report=report, summary=lambda: f"{out}: 12 frames")
+
+    monkeypatch.setattr(live, "speak", stopped_speak)
+    monkeypatch.setattr(pipeline, "ensure_exported", lambda *a, **k: tmp_path)
+    code, out, err = run_cli(capsys, "speak", "--text", "hi", "--out", so_far, "--profile", "sample",
+                             "--workspace", tmp_path / "ws")
+    assert code == 130 and str(so_far) in one_sentence(err) and so_far.read_bytes() == b"frames so far"
+
+
+def test_speak_api_refuses_an_out_folder_before_rendering(tmp_path):
+    from talkinghead.errors import MediaError
+    from talkinghead.live import speak
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(MediaError, match="is a folder"):
+        speak(tmp_path / "no_bundle", "hello", tmp_path / "out")

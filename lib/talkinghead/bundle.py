@@ -33,7 +33,7 @@ import numpy as np
 
 from . import paths
 from .errors import BundleError, TalkingHeadError
-from .fileio import load_json, load_npz, save_json, sha256_file
+from .fileio import load_json, load_npz, recover, save_json, sha256_file
 
 FORMAT = "talkinghead-avatar"
 FORMAT_VERSION = 1
@@ -87,6 +87,7 @@ def model_files(manifest: dict) -> list[tuple[str, object]]:
 def read_manifest(path: str | os.PathLike) -> dict:
     """Read `path/manifest.json` and check its format, version, types and closed world (nothing is opened yet)."""
     path = Path(path)
+    recover(path)  # an export cut short between its renames is finished first (`fileio.file_set`)
     mf = path / MANIFEST_FILE
     if not mf.is_file():
         raise BundleError(f"{path}: not an avatar bundle (no manifest.json); bake one with notebook 02 or "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 from .. import layout
 from ..dataset import Dataset, params_dict, params_mismatch
 from ..errors import BundleError, DatasetError
-from ..fileio import atomic_path, save_json
+from ..fileio import file_set, save_json
 from .idle import MODES, IdleMotion
 from .model import A2MConfig, Audio2Motion
 
@@ -25,7 +26,8 @@ def save_checkpoint(path, model: Audio2Motion, config: A2MConfig, feature_params
                     mode: str = "audio_only", idle: IdleMotion | None = None, extra: dict | None = None) -> Path:
     """Write `path` (a .pt of plain dicts/tensors, loadable with weights_only=True) and `<stem>.metrics.json` beside it.
 
-    Both atomic. `mode` (MODES) says how idle motion is added at runtime; `idle` is stored for "idle_from_recording".
+    Both as one unit (`fileio.file_set`). `mode` (MODES) says how idle motion is added at runtime; `idle` is
+    stored for "idle_from_recording".
     """
     if mode not in MODES:
         raise ValueError(f"unknown idle mode {mode!r}: use one of {', '.join(MODES)}")
@@ -40,9 +42,9 @@ def save_checkpoint(path, model: Audio2Motion, config: A2MConfig, feature_params
         "motion_layout": {"dim": layout.MOTION_DIM, "names": list(layout.NAMES)},
         "extra": json.loads(json.dumps(extra or {})),
     }
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
-    save_json(metrics_path(path), metrics)
+    with file_set(path.parent) as fs:  # the checkpoint and its metrics: one unit
+        torch.save(ckpt, fs.path(path.name))
+        save_json(fs.path(metrics_path(path).name), metrics)
     return path
 
 
@@ -82,7 +84,9 @@ def load_checkpoint(path, map_location="cpu", expect_params: Any = None) -> Chec
         raise BundleError(f"{path}: the Audio2Motion checkpoint does not exist; train it with "
                           "notebooks/04_training.ipynb (or talkinghead.a2m.run_training).")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: the sentence below says it all
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise BundleError(f"{path}: the Audio2Motion checkpoint is corrupt or truncated ({type(e).__name__}); "
                           "delete it and train again (notebooks/04_training.ipynb).") from None
@@ -91,15 +95,25 @@ def load_checkpoint(path, map_location="cpu", expect_params: Any = None) -> Chec
         got = ckpt.get("format_version") if isinstance(ckpt, dict) else None
         raise BundleError(f"{path}: not an Audio2Motion checkpoint of format version {CHECKPOINT_FORMAT} (found "
                           f"{got!r}); train it again with this talkinghead (notebooks/04_training.ipynb).")
-    config = A2MConfig.from_dict(ckpt["config"])
-    model = Audio2Motion(config)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    idle = IdleMotion.from_dict(ckpt["idle"]) if ckpt.get("idle") else None
-    out = Checkpoint(model, config, dict(ckpt["feature_params"]), dict(ckpt["metrics"]), ckpt["mode"], idle, path)
+    try:
+        config = A2MConfig.from_dict(ckpt["config"])
+        model = Audio2Motion(config)
+        model.load_state_dict(ckpt["state_dict"])
+        idle = IdleMotion.from_dict(ckpt["idle"]) if ckpt.get("idle") else None
+        out = Checkpoint(model.eval(), config, dict(ckpt["feature_params"]), dict(ckpt["metrics"]), ckpt["mode"],
+                         idle, path)
+    except Exception as e:  # wrong shapes or keys, missing or mistyped fields: an edited or foreign file
+        raise BundleError(f"{path}: the Audio2Motion checkpoint does not fit the model it describes "
+                          f"({type(e).__name__}: {_first_line(e)}); delete it and train again "
+                          "(notebooks/04_training.ipynb).") from None
     if expect_params is not None:
         diff = params_mismatch(expect_params, out.feature_params)
         if diff:
             raise DatasetError(f"{path}: the model was trained on audio features with other parameters than the ones "
                                f"given ({diff}); extract features with the model's FeatureParams or train again.")
     return out
+
+
+def _first_line(e: Exception, limit: int = 120) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return text if len(text) <= limit else text[:limit - 3] + "..."

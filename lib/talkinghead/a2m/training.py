@@ -20,7 +20,7 @@ from .. import layout
 from ..audio import FeatureParams, silence_value
 from ..dataset import Dataset, load_dataset, mel_shape, params_dict
 from ..device import get_device
-from ..errors import DatasetError
+from ..errors import DatasetError, TalkingHeadError
 from ..profiles import get_profile
 from .checkpoint import CHECKPOINT_NAME, metrics_path, save_checkpoint
 from .data import crops, padded_features, spans, split_lines
@@ -245,6 +245,8 @@ def run_training(dataset_path, bundle_dir, config: A2MConfig | None = None, epoc
     `bundle_dir`. `mode` (MODES) is how idle motion is added at runtime; it is recorded in both files."""
     if mode not in MODES:
         raise ValueError(f"unknown idle mode {mode!r}: use one of {', '.join(MODES)}")
+    if epochs is not None and epochs < 1:  # an untrained model must never replace a trained one
+        raise TalkingHeadError(f"epochs={epochs}: train at least one epoch (nothing was written to {bundle_dir}).")
     dataset = load_dataset(dataset_path, expect_params=expect_params if expect_params is not None else params_dict(None))
     result = train(dataset, config, epochs=epochs, seed=seed, device=device, progress=progress,
                    train_config=train_config)

@@ -72,6 +72,9 @@ def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None,
     `synthesize`: Mandarin for Han characters, else English). `out_path` defaults to `out/speak.mp4` in the
     workspace. `show=True` also plays it in the notebook."""
     text = lang = None
+    out = Path(out_path) if out_path else paths.out_dir() / "speak.mp4"
+    if out.is_dir():  # checked before any work, not after the whole render
+        raise MediaError(f"{out}: is a folder; name the video file, such as {out / 'speak.mp4'}.")
     if isinstance(audio_or_text, str) and not _is_file(audio_or_text) and _MEDIA_NAME.match(audio_or_text.strip()):
         raise MediaError(f"{audio_or_text}: the file does not exist; check the path (or pass text to speak).")
     if isinstance(audio_or_text, str) and not _is_file(audio_or_text):
@@ -80,7 +83,6 @@ def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None,
         source = ArraySource(*synthesize(text, language, backend=backend))
     else:
         source = as_source(audio_or_text, realtime=False)
-    out = Path(out_path) if out_path else paths.out_dir() / "speak.mp4"
     rt = runtime or BundleRuntime(bundle_dir, variant=variant, providers=providers)
     sinks = [VideoSink(out, verbose=verbose)] + ([NotebookSink()] if show else [])
     engine = LiveEngine(rt, emotion=emotion, mode="preview", verbose=verbose)
