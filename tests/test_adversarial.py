@@ -162,6 +162,25 @@ def test_a_hostile_journal_renames_nothing_outside_the_folder(tmp_path):
     assert outside.read_text() == "keep me" and not (bundle / fileio.JOURNAL).exists()
 
 
+def test_concurrent_commits_into_one_folder_leave_one_whole_set(tmp_path):
+    import threading
+
+    def writer(tag: str) -> None:
+        for i in range(8):
+            with fileio.file_set(tmp_path) as fs:
+                for name in ("a.txt", "b.txt", "c.txt"):
+                    fs.path(name).write_text(f"{tag}{i}")
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in "xyz"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    texts = {(tmp_path / n).read_text() for n in ("a.txt", "b.txt", "c.txt")}
+    assert len(texts) == 1 and texts.pop()[1:] == "7"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c.txt"]
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_bundle_folders_and_files_follow_the_umask(tmp_path, umask):
     old = os.umask(umask)

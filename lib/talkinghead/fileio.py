@@ -177,10 +177,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         with disk_errors(path.parent, access=False):
             yield tmp
         old = None
-        if path.exists():
-            old = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.old"
-            os.replace(path, old)
-        os.replace(tmp, path)
+        with folder_lock(path.parent):  # two runs swapping the same folder take turns
+            if path.exists():
+                old = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.old"
+                os.replace(path, old)
+            os.replace(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
