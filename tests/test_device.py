@@ -118,13 +118,22 @@ def test_describe_for_the_machine_report():
     assert d["device"] == "cpu" and d["precision"] == "float32" and d["render_batch"] == 8 and d["device_reason"]
 
 
-def test_provider_order():
+def test_provider_order(monkeypatch):
+    from talkinghead import onnxrt
+
     have = ["CPUExecutionProvider", "CUDAExecutionProvider", "AzureExecutionProvider", "TensorrtExecutionProvider"]
-    assert device.ordered_providers(have) == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+    assert onnxrt.ordered_providers(have) == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
                                               "CPUExecutionProvider"]
-    assert device.ordered_providers(["CoreMLExecutionProvider", "CPUExecutionProvider"]) == [
+    assert onnxrt.ordered_providers(["CoreMLExecutionProvider", "CPUExecutionProvider"]) == [
         "CoreMLExecutionProvider", "CPUExecutionProvider"]
-    assert device.ordered_providers([]) == ["CPUExecutionProvider"]
+    assert onnxrt.ordered_providers([]) == ["CPUExecutionProvider"]
+    ort = onnxrt.ort()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: have)
+    assert onnxrt.resolve_providers("auto") == onnxrt.resolve_providers("gpu") == onnxrt.ordered_providers(have)
+    assert onnxrt.resolve_providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnxrt.resolve_providers(None) == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert onnxrt.resolve_providers("auto") == ["CPUExecutionProvider"]
 
 
 # ------------------------------------------------------------------------------------------------ renderer follows

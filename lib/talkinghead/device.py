@@ -10,7 +10,7 @@ H200 against float32 (FACTS.md): 29.2 dB PSNR (32.4 dB compiled), where casting 
 21.6 dB and `.bfloat16()` 12.2 dB. On the CPU and MPS nothing changes: float32, and no bfloat16 CPU autocast is ever
 switched on behind the user's back.
 
-The onnxruntime side has its own order of preference, `ordered_providers` (TensorRT, CUDA, CoreML, DirectML, CPU).
+onnxruntime has its own order of preference, `onnxrt.ordered_providers` (TensorRT, CUDA, CoreML, DirectML, CPU).
 """
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ DEVICE_ENV = "TALKINGHEAD_DEVICE"
 CHOICES = ("auto", "cpu", "cuda", "mps")
 RENDER_BATCH = {"cuda": 16, "mps": 4, "cpu": 8}    # offline rendering: frames per forward pass, by device type
 COMPILE_WARMUP_S = 30                              # torch.compile of the renderer on an H200 (FACTS.md): 25-30 s
-PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CoreMLExecutionProvider",
-                  "DmlExecutionProvider", "CPUExecutionProvider")
 
 
 def resolve_device(device="auto"):
@@ -134,9 +132,3 @@ def describe(device="auto") -> dict:
     return {"device": str(dev), "device_reason": why, "precision": precision_name(dev),
             "render_batch": render_batch_size(dev)}
 
-
-# ---------------------------------------------------------------------------------------------------- onnxruntime
-def ordered_providers(available) -> list[str]:
-    """onnxruntime providers to try, fastest first: those of PROVIDER_ORDER in `available`, CPU always last."""
-    have = set(available)
-    return [p for p in PROVIDER_ORDER if p in have and p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]

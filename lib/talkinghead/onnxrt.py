@@ -16,6 +16,8 @@ from .errors import TalkingHeadError
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+# Accelerated providers, fastest first (issue 11); `resolve_providers("auto")` takes those onnxruntime has, CPU last.
+PROVIDER_ORDER = ("TensorrtExecutionProvider", CUDA, "CoreMLExecutionProvider", "DmlExecutionProvider", CPU)
 
 
 def ort():
@@ -28,13 +30,16 @@ def ort():
 
 
 def resolve_providers(spec=None) -> list:
-    """None/"cpu" -> CPU; "cuda"/"gpu"/"auto" -> CUDA when onnxruntime has it, else CPU (said once, unless "auto");
-    a provider name or a list (names or (name, options) tuples) -> the available ones, else CPU."""
+    """None/"cpu" -> CPU; "auto"/"gpu" -> every accelerator this onnxruntime has, fastest first
+    (`ordered_providers`: TensorRT, CUDA, CoreML, DirectML, then CPU); "cuda" -> CUDA when onnxruntime has it,
+    else CPU (said once); a provider name or a list (names or (name, options) tuples) -> the available ones, else CPU."""
     have = ort().get_available_providers()
     if spec is None or spec == "cpu":
         return [CPU]
     if isinstance(spec, str):
-        if spec.lower() in ("cuda", "gpu", "auto"):
+        if spec.lower() in ("auto", "gpu"):
+            return ordered_providers(have)
+        if spec.lower() == "cuda":
             if CUDA in have:
                 return [CUDA, CPU]
             if spec.lower() != "auto":
@@ -44,6 +49,13 @@ def resolve_providers(spec=None) -> list:
         spec = [spec]
     ok = [p for p in spec if (p[0] if isinstance(p, tuple) else p) in have]
     return ok or [CPU]
+
+
+def ordered_providers(available) -> list[str]:
+    """The providers of PROVIDER_ORDER found in `available` (onnxruntime's get_available_providers()), CPU always
+    last: what "auto" runs on."""
+    have = set(available)
+    return [p for p in PROVIDER_ORDER if p in have and p != CPU] + [CPU]
 
 
 def provider_names(resolved: list) -> str:

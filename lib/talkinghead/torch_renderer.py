@@ -53,7 +53,7 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, bundle_dir=None, device="auto", lp=None, compile="auto", verify: bool = True, log=print):
-        from .bake import load_bundle
+        from .bundle import load_bundle
         from .liveportrait import load_liveportrait
         from .paths import avatar_dir
         from .render import BakedRenderer, FrameRenderer
