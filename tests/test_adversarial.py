@@ -656,3 +656,31 @@ def test_speak_api_refuses_an_out_folder_before_rendering(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(MediaError, match="is a folder"):
         speak(tmp_path / "no_bundle", "hello", tmp_path / "out")
+
+
+def _bad_images(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    import io
+
+    from PIL import Image
+
+    from talkinghead.bake import sample_portrait
+
+    buf = io.BytesIO()
+    Image.fromarray(sample_portrait()).save(buf, format="PNG")
+    out = {"empty.png": (b"", "not a readable image"), "truncated.png": (buf.getvalue()[:5000], "not a readable image"),
+           "notes.png": (b"just some text\n" * 10, "not a readable image")}
+    paths = {}
+    for name, (data, words) in out.items():
+        (tmp_path / name).write_bytes(data)
+        paths[name] = (tmp_path / name, words)
+    (tmp_path / "album.png").mkdir()
+    paths["album.png"] = (tmp_path / "album.png", "is a folder")
+    return paths
+
+
+def test_broken_portraits_are_one_sentence_naming_the_file(tmp_path, capsys):
+    for name, (path, words) in _bad_images(tmp_path).items():
+        code, _, err = run_cli(capsys, "bake", path, "--profile", "sample", "--workspace", tmp_path / "ws")
+        line = one_sentence(err)
+        assert code == 2 and name in line and words in line, line
+    assert not (tmp_path / "ws" / "avatar").exists()

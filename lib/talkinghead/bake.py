@@ -3,23 +3,14 @@
     portrait --detect--> 5 points --released crop--> 512 crop --resize--> 256 (sample: 64) --F--> feature volume f_s
                                                                              --M--> x_c, pose, exp, scale, t -> x_s
 
-Bundle files (every one listed with its sha256 in `manifest.json`; nothing refers to paths outside the folder):
-
-    manifest.json    format version, profile, source hash, crop matrices, fps, audio feature params, motion layout
-    source.npz       feature_3d (1,C,D,64,64), kp (21,3) canonical x_c, exp (21,3), pose (3,) degrees (pitch, yaw,
-                     roll), t (3,), scale (1,), x_s (21,3) posed source keypoints, lip_open () mouth-open proxy of exp,
-                     M_o2c / M_c2o (3,3) crop matrices, mask_crop (512,512) float32
-    portrait.png     the (EXIF-upright, RGB) portrait the frames are pasted into
-    crop.png         the 512x512 face crop
-    paste_mask.png   the soft paste-back mask in original-image coordinates (uint8 grey, 255 = face)
-
-Later stages add `audio2motion.pt` (04) and `*.onnx` (05) with `add_files`. Writes are atomic: a bake goes to a
+Bake writes `manifest.json`, `source.npz`, `portrait.png`, `crop.png` and `paste_mask.png` (the format, every file
+name and the loader live in `talkinghead.bundle`, re-exported here). Later stages add `audio2motion.pt` (04) and
+`*.onnx` (05) with `add_files`. Writes are atomic: a bake goes to a
 temporary folder that replaces the bundle only when complete, so an interrupted bake never leaves a bundle that loads.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -27,14 +18,13 @@ import numpy as np
 
 from . import crop as cropping
 from . import layout
-from .errors import BundleError, MediaError, TalkingHeadError
-from .fileio import atomic_dir, load_json, load_npz, save_json, save_npz, sha256_file, write_bytes
+from .bundle import (BAKED_FILES, CROP_FILE, FORMAT, FORMAT_VERSION, MANIFEST_FILE, MASK_FILE,  # noqa: F401
+                     PORTRAIT_FILE, SOURCE_ARRAYS, SOURCE_FILE, Bundle, add_files, file_entry, load_bundle,
+                     read_manifest, verify_bundle)
+from .errors import MediaError, TalkingHeadError
+from .fileio import atomic_dir, is_scratch, json_text, save_json, save_npz, write_bytes
 
-FORMAT = "talkinghead-avatar"
-FORMAT_VERSION = 1
-FPS = 25
-BAKED_FILES = ("source.npz", "portrait.png", "crop.png", "paste_mask.png")  # hashed in manifest.json
-SOURCE_ARRAYS = ("feature_3d", "kp", "exp", "pose", "t", "scale", "x_s", "lip_open", "M_o2c", "M_c2o", "mask_crop")
+FPS = layout.FPS
 
 
 # ------------------------------------------------------------------------------------------------------ input
@@ -46,9 +36,13 @@ def load_portrait(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise MediaError(f"{path}: is a folder; pass the path of a portrait photo (JPEG or PNG).")
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+                return _deep_grey_to_rgb(im)
             if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
                 white = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -56,8 +50,43 @@ def load_portrait(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
     except FileNotFoundError:
         raise MediaError(f"{path}: no such portrait file; check the path.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except Image.DecompressionBombError:
+        raise MediaError(f"{path}: the image is too large to open safely ({_size_of(path)}, over "
+                         f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels); scale it down to about 2000 pixels "
+                         "on the long side.") from None
+    except MemoryError:
+        raise MediaError(f"{path}: the image does not fit in memory ({_size_of(path)}); scale it down to about "
+                         "2000 pixels on the long side.") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise MediaError(f"{path}: not a readable image ({type(e).__name__}); use a JPEG or PNG photo.") from None
+
+
+def _deep_grey_to_rgb(im) -> np.ndarray:
+    """A 16-bit (or 32-bit int / float) greyscale image -> RGB uint8: 16-bit data scaled by 255/65535 (PIL's own
+    convert would clip every value above 255 to white)."""
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":
+        top = 1.0 if a.size and np.nanmax(a) <= 1.0 else 255.0
+    else:
+        top = 65535.0 if a.size and a.max() > 255 or im.mode.startswith("I;16") else 255.0
+    g = np.clip(np.rint(np.nan_to_num(a) * (255.0 / top)), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(g[..., None], 3, axis=2))
+
+
+def _size_of(path: Path) -> str:
+    import warnings
+
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # only the header is read, never the pixels
+    try:
+        with warnings.catch_warnings(), Image.open(path) as im:
+            warnings.simplefilter("ignore")
+            return f"{im.width}x{im.height} pixels"
+    except Exception:
+        return "too many pixels"
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def sample_portrait() -> np.ndarray:
@@ -96,23 +125,30 @@ def source_info(lp, crop_small: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def bake(portrait, out_dir: str | os.PathLike | None = None, profile=None, weights_dir=None, pick: str = "single",
-         lp=None, detector: str = "auto", name: str | None = None) -> Path:
+         lp=None, detector: str = "auto", name: str | None = None, force: bool = False, device="auto") -> Path:
     """Bake a portrait (a path, or an RGB uint8 array) into an avatar bundle folder; returns the folder.
 
     `pick="largest"` chooses the biggest of several faces (else several faces is an error). `lp`: already-loaded
-    networks (else loaded for `profile`). The bundle goes to `out_dir` (default: the workspace's `avatar/`).
+    networks (else loaded for `profile` on `device`: see `talkinghead.device`). The bundle goes to `out_dir`
+    (default: the workspace's `avatar/`). Nothing the package did not write is deleted: a non-empty folder that is
+    not a bundle is refused, and re-baking keeps what is still valid (`rebake_plan`); later stages' outputs that the
+    new portrait makes stale are replaced only with `force`.
     """
     from .face import crop_face, detect_face
     from .liveportrait import load_liveportrait
     from .paths import avatar_dir
     from .profiles import get_profile
 
+    out_dir = Path(out_dir) if out_dir else avatar_dir()
+    check_out_dir(out_dir)
     if isinstance(portrait, (str, os.PathLike)):
         name = name or Path(portrait).name
         image = load_portrait(portrait)
     else:
         image, name = np.ascontiguousarray(portrait, dtype=np.uint8), name or "portrait.png"
-    lp = lp or load_liveportrait(weights_dir, profile=get_profile(profile).name)
+    prof = lp.profile if lp is not None else get_profile(profile).name
+    rebake_plan(out_dir, _array_sha(image), prof, force)          # refuses before the slow part
+    lp = lp or load_liveportrait(weights_dir, profile=prof, device=device)
     face = detect_face(image, pick=pick, name=name, detector=detector, weights_dir=weights_dir)
     crop = crop_face(image, face)
     net_in = cropping.resize_for_network(crop.img_crop, network_input_size(lp))
@@ -121,16 +157,123 @@ def bake(portrait, out_dir: str | os.PathLike | None = None, profile=None, weigh
     mask_ori = cropping.mask_to_original(mask_crop, crop.M_c2o, image.shape[:2])[..., 0]
     src.update(M_o2c=crop.M_o2c.astype(np.float32), M_c2o=crop.M_c2o.astype(np.float32), mask_crop=mask_crop)
 
-    out_dir = Path(out_dir) if out_dir else avatar_dir()
     with atomic_dir(out_dir) as tmp:
-        save_npz(tmp / "source.npz", {k: src[k] for k in SOURCE_ARRAYS})
-        _write_png(tmp / "portrait.png", image)
-        _write_png(tmp / "crop.png", crop.img_crop)
-        _write_png(tmp / "paste_mask.png", np.round(mask_ori * 255).astype(np.uint8))
+        save_npz(tmp / SOURCE_FILE, {k: src[k] for k in SOURCE_ARRAYS})
+        _write_png(tmp / PORTRAIT_FILE, image)
+        _write_png(tmp / CROP_FILE, crop.img_crop)
+        _write_png(tmp / MASK_FILE, np.round(mask_ori * 255).astype(np.uint8))
         manifest = _manifest(lp, image, name, face, crop)
-        manifest["files"] = {f: _file_entry(tmp / f) for f in BAKED_FILES}
-        save_json(tmp / "manifest.json", manifest)
+        manifest["files"] = {f: file_entry(tmp / f) for f in BAKED_FILES}
+        manifest = _carry_over(out_dir, tmp, manifest, force)
+        save_json(tmp / MANIFEST_FILE, manifest)
     return out_dir
+
+
+# ------------------------------------------------------------------------------------------------------ re-baking
+TRAINED_FILES = ("audio2motion.pt", "audio2motion.metrics.json")  # notebook 04: valid for any portrait of a profile
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse a bundle folder that would destroy what talkinghead did not write: a file, or a non-empty folder
+    without a talkinghead manifest."""
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir():
+        raise TalkingHeadError(f"{out_dir}: is a file, not a folder; choose a folder for the avatar bundle (--out).")
+    if _old_manifest(out_dir) is None:
+        mine = [e.name for e in sorted(out_dir.iterdir()) if not is_scratch(e.name)]
+        if mine:
+            raise TalkingHeadError(f"{out_dir}: holds {len(mine)} file(s) that are not an avatar bundle (such as "
+                                   f"{mine[0]!r}), which baking would delete; bake into an empty or new folder "
+                                   "(--out), or move them away first.")
+
+
+def _old_manifest(out_dir: Path) -> dict | None:
+    """The talkinghead manifest in `out_dir` (format checked only), else None."""
+    from .fileio import load_json
+
+    try:
+        m = load_json(out_dir / MANIFEST_FILE, "avatar manifest")
+    except TalkingHeadError:
+        return None
+    return m if isinstance(m, dict) and m.get("format") == FORMAT else None
+
+
+def rebake_plan(out_dir: Path, source_sha: str, profile: str, force: bool) -> dict[str, list[str]]:
+    """What re-baking `out_dir` keeps and drops: {"keep": names, "drop": names}.
+
+    The same portrait on the same profile keeps everything (the bake is deterministic). Another portrait makes the
+    exported models (renderer, paste: the portrait is inside them) stale; another profile also the trained model.
+    Stale files are dropped only with `force`, else this refuses naming them. The user's own files are always kept.
+    """
+    old = _old_manifest(out_dir) if out_dir.is_dir() else None
+    if old is None:
+        return {"keep": [], "drop": []}
+    same = (old.get("source") or {}).get("sha256") == source_sha and old.get("profile") == profile
+    listed = old["files"] if isinstance(old.get("files"), dict) else {}
+    exported = sorted(f for f in listed if f not in BAKED_FILES)
+    trained = [f for f in TRAINED_FILES if (out_dir / f).is_file()]
+    stale = [] if same else exported + (trained if old.get("profile") != profile else [])
+    if stale and not force:
+        other = "portrait" if old.get("profile") == profile else "profile"
+        names = ", ".join(stale[:4]) + (", ..." if len(stale) > 4 else "")
+        raise TalkingHeadError(f"{out_dir}: holds the avatar of another {other} with later stages' results ({names}), "
+                               "which a new bake makes stale; pass force=True to replace them (then train and export "
+                               "again), or bake into another folder (--out).")
+    keep = [e.name for e in sorted(out_dir.iterdir())
+            if e.name not in (*BAKED_FILES, MANIFEST_FILE) and e.name not in stale and not is_scratch(e.name)]
+    return {"keep": keep, "drop": stale}
+
+
+def _carry_over(out_dir: Path, tmp: Path, manifest: dict, force: bool) -> dict:
+    """Put what re-baking keeps (`rebake_plan`) into the new bundle folder `tmp`; returns the manifest to write.
+
+    The same portrait, crop and networks again (`same_avatar`): the old manifest's later sections (models, ...) and
+    file entries are kept beside the new baked files' entries."""
+    old = _old_manifest(out_dir) if out_dir.is_dir() else None
+    if old is None:
+        return manifest
+    same = same_avatar(old, manifest)
+    plan = rebake_plan(out_dir, manifest["source"]["sha256"] if same else "", manifest["profile"], force)
+    for name in plan["keep"]:
+        _link_or_copy(out_dir / name, tmp / name)
+    if not same:
+        return manifest
+    merged = {**{k: v for k, v in old.items() if k not in manifest}, **manifest}
+    merged["files"] = {**{f: e for f, e in old["files"].items() if f not in BAKED_FILES}, **manifest["files"]}
+    return merged
+
+
+def same_avatar(old: dict, new: dict) -> bool:
+    """Two manifests of one avatar: the same portrait pixels, profile, networks and crop (the baked tensors then
+    differ at most by float rounding, so the models exported from the old bundle still fit)."""
+    try:
+        return (old["source"]["sha256"] == new["source"]["sha256"] and old["profile"] == new["profile"]
+                and old.get("networks") == _plain(new.get("networks"))
+                and np.allclose(np.asarray(old["crop"]["M_o2c"], float), np.asarray(new["crop"]["M_o2c"], float),
+                                atol=1e-6))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _plain(obj):
+    """`obj` as it reads back from JSON (tuples -> lists, numpy -> Python)."""
+    import json
+
+    return json.loads(json_text(obj))
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link (instant, no space) where the filesystem allows, else a copy; folders are copied."""
+    import shutil
+
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True)
+        return
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
 
 
 def _manifest(lp, image, name, face, crop) -> dict:
@@ -163,103 +306,3 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     if not ok:
         raise MediaError(f"{path}: could not encode PNG.")
     write_bytes(path, buf.tobytes())
-
-
-def _file_entry(path: Path) -> dict:
-    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-
-
-def add_files(bundle_dir: str | os.PathLike, files, **sections) -> dict:
-    """Register files already written inside the bundle (hash them into manifest.json) and merge `sections` into it."""
-    bundle_dir = Path(bundle_dir)
-    manifest = load_json(bundle_dir / "manifest.json", "avatar manifest")
-    for f in files:
-        manifest["files"][str(f)] = _file_entry(bundle_dir / f)
-    manifest.update(sections)
-    save_json(bundle_dir / "manifest.json", manifest)
-    return manifest
-
-
-# ------------------------------------------------------------------------------------------------------ load
-@dataclass
-class Bundle:
-    """A loaded avatar bundle: `source` arrays (see module doc), `portrait` (H,W,3) uint8, `crop` (512,512,3) uint8,
-    `mask` (H,W) float32 in [0,1] (from paste_mask.png), and the `manifest` dict."""
-
-    path: Path
-    manifest: dict
-    source: dict = field(repr=False)
-    portrait: np.ndarray = field(repr=False)
-    crop: np.ndarray = field(repr=False)
-    mask: np.ndarray = field(repr=False)
-
-    @property
-    def profile(self) -> str:
-        return self.manifest["profile"]
-
-    @property
-    def fps(self) -> int:
-        return int(self.manifest["fps"])
-
-
-def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> Bundle:
-    """Load and check an avatar bundle (default: the workspace's `avatar/`).
-
-    Checks the format version and (with `verify`) every file's sha256; any problem is one BundleError sentence.
-    """
-    from .paths import avatar_dir
-
-    path = Path(path) if path else avatar_dir()
-    manifest = _read_manifest(path)
-    if verify:
-        verify_bundle(path, manifest)
-    try:
-        src = load_npz(path / "source.npz", "avatar source tensors")
-    except TalkingHeadError as e:
-        raise BundleError(str(e)) from None
-    return Bundle(path, manifest, src, _read_png(path / "portrait.png"), _read_png(path / "crop.png"),
-                  _read_png(path / "paste_mask.png", grey=True).astype(np.float32) / 255.0)
-
-
-def _read_manifest(path: Path) -> dict:
-    mf = path / "manifest.json"
-    if not mf.is_file():
-        raise BundleError(f"{path}: not an avatar bundle (no manifest.json); bake one with notebook 02 or "
-                          "`python -m talkinghead bake PORTRAIT`.")
-    try:
-        manifest = load_json(mf, "avatar manifest")
-    except TalkingHeadError as e:
-        raise BundleError(str(e)) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{mf}: not a talkinghead avatar manifest; bake the portrait again.")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(f"{mf}: bundle format version {version}, this talkinghead reads version {FORMAT_VERSION}; "
-                          "bake the portrait again with this version.")
-    if not isinstance(manifest.get("files"), dict):
-        raise BundleError(f"{mf}: lists no files (incomplete or edited manifest); bake the portrait again.")
-    return manifest
-
-
-def verify_bundle(path: str | os.PathLike, manifest: dict | None = None) -> None:
-    """Check that every file listed in the manifest exists and matches its sha256."""
-    path = Path(path)
-    manifest = manifest or _read_manifest(path)
-    unlisted = [f for f in BAKED_FILES if f not in manifest["files"]]
-    if unlisted:
-        raise BundleError(f"{path / 'manifest.json'}: does not list {', '.join(unlisted)} (incomplete or edited "
-                          "manifest); bake the portrait again.")
-    for name, entry in manifest["files"].items():
-        f = path / name
-        if not f.is_file():
-            raise BundleError(f"{f}: listed in the bundle's manifest but missing; re-run the step that writes it.")
-        if sha256_file(f) != entry["sha256"]:
-            raise BundleError(f"{f}: does not match its sha256 in manifest.json (changed or corrupt); "
-                              "re-run the step that writes it.")
-
-
-def _read_png(path: Path, grey: bool = False) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
-    if img is None:
-        raise BundleError(f"{path}: missing or unreadable; bake the portrait again.")
-    return img if grey else np.ascontiguousarray(img[..., ::-1])
