@@ -354,7 +354,8 @@ def test_runtime_loads_models_only_through_the_hash_list(env, tmp_path):
     lambda m: m["models"]["renderer"].__setitem__("variants", ["fp32"]),
     lambda m: m["models"]["paste"].__setitem__("height", {"h": 1}),
     lambda m: m["models"]["audio2motion"]["idle"].__setitem__("dims", [[0, 1], [2]]),
-], ids=["a2m-str", "lookahead-str", "state-int", "variants-list", "height-dict", "idle-dims"])
+    lambda m: m["models"]["audio2motion"].__setitem__("idle", [1, 2]),
+], ids=["a2m-str", "lookahead-str", "state-int", "variants-list", "height-dict", "idle-dims", "idle-list"])
 def test_runtime_manifest_with_wrong_types_is_one_sentence(env, tmp_path, change):
     bad = _tamper(env, tmp_path, lambda m, _: change(m))
     with pytest.raises(BundleError) as e:

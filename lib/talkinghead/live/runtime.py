@@ -107,7 +107,8 @@ class BundleRuntime:
             paste = bundle.models["paste"]
             self.height = int(paste.get("height", self.portrait.shape[0]))
             self.width = int(paste.get("width", self.portrait.shape[1]))
-        self.idle_loop = load_idle(bundle, self.a2m_info.get("idle")) if self.mode == "idle_from_recording" else None
+            self.idle_loop = load_idle(bundle, self.a2m_info.get("idle")) if self.mode == "idle_from_recording" \
+                else None
 
     def _read_a2m(self, a: dict) -> None:
         """The Audio2Motion entry: feature params, lookahead, emotions, silence, idle mode, state shapes."""
