@@ -114,11 +114,9 @@ def write_model(path: str | os.PathLike, params: FeatureParams = FeatureParams()
 
 def _register(bundle_dir: Path, entry: dict) -> dict:
     """Hash features.onnx into manifest.json and add `entry` as `models.features` (other models kept)."""
+    from .bundle import add_files
     from .fileio import load_json
-    try:
-        from .bundle import add_files
-    except ImportError:                     # before the bundle module exists
-        from .bake import add_files
+
     models = dict(load_json(bundle_dir / "manifest.json", "avatar manifest").get("models") or {})
     models["features"] = entry
     return add_files(bundle_dir, [FEATURES_FILE], models=models)

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import layout, paths
 from .audio import FeatureParams, features_for_frames
-from .bake import bake, load_bundle, sample_portrait
+from .bake import bake, sample_portrait
+from .bundle import load_bundle
 from .dataset import save_dataset
 from .errors import TalkingHeadError
 from .fileio import load_json, save_json, save_npz
