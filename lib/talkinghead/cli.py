@@ -148,7 +148,8 @@ def _bake_args(p):
 
 
 def cmd_bake(args) -> int:
-    from .bake import bake, load_bundle, sample_portrait
+    from .bake import bake, sample_portrait
+    from .bundle import load_bundle
 
     src = args.portrait if args.portrait else sample_portrait()
     out = bake(src, args.out, pick=args.pick, detector=args.detector,
