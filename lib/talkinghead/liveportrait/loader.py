@@ -25,6 +25,7 @@ from ..errors import WeightsError
 from ..hub import HUB_REPO, LIVEPORTRAIT_FILES, hub_file
 from ..profiles import get_profile
 from . import config as lp_config
+from .stitching import RELEASED_PARTS, strip_module_prefix
 
 # Network name (= config key = hub file key) -> (module in this package, class name).
 NETWORKS = {
@@ -183,8 +184,6 @@ def read_checkpoint(path: Path, relpath: str) -> Mapping:
 
 def _load_stitching(net: nn.Module, checkpoint: Mapping, path: Path, relpath: str) -> None:
     """The released stitching file: three state_dicts (keys maybe prefixed `module.`) under RELEASED_PARTS names."""
-    from .stitching import RELEASED_PARTS, strip_module_prefix
-
     missing = [k for k in RELEASED_PARTS.values() if not isinstance(checkpoint.get(k), Mapping)]
     if missing:
         raise WeightsError(f"{path}: lacks the state_dict(s) {', '.join(missing)} of a LivePortrait "
