@@ -110,7 +110,13 @@ def test_autocast_only_on_cuda_float32():
         assert y.dtype == torch.float32                              # ... and not used
     assert device.precision_name("cuda") == "float32 weights under autocast float16"
     assert device.precision_name("cpu") == "float32"
-    assert device.render_batch_size(torch.device("cuda", 0)) == 16 and device.render_batch_size("cpu") == 8
+    assert device.render_batch_size("cpu") == 8 and device.render_batch_size("mps") == 4
+
+
+@pytest.mark.parametrize("gib, batch", [(141, 16), (80, 16), (16, 8), (8, 4)])
+def test_cuda_render_batch_follows_gpu_memory(monkeypatch, gib, batch):
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(total_memory=gib * 2**30))
+    assert device.render_batch_size(torch.device("cuda", 0)) == batch
 
 
 def test_describe_for_the_machine_report():
@@ -189,6 +195,7 @@ def test_frame_renderer_on_cpu_is_the_plain_forward(lp, bundle, motions):
     r = render.BakedRenderer(lp, bundle).eval()
     fr = render.FrameRenderer(r, batch_size=3)
     assert not fr.autocast and not fr.compile and fr.status == "eager"
+    assert not render.FrameRenderer(r, autocast=True).autocast        # never a CPU (bfloat16) autocast, even asked
     with sf.one_thread():
         out = fr.frames(motions)
     assert out.shape == (3, *bundle.portrait.shape) and np.array_equal(out, _frames(r, motions))
@@ -273,7 +280,7 @@ def test_cuda_renderer_autocast_psnr(bundle, motions):
     assert {b.device.type for b in r.buffers()} == {"cuda"}
     fp32 = render.FrameRenderer(r, compile=False, autocast=False)
     fast = render.FrameRenderer(r, compile=False)
-    assert fast.autocast and fast.batch_size == 16
+    assert fast.autocast and fast.batch_size == device.render_batch_size(fast.device)
     a, b = fp32.frames(motions), fast.frames(motions)
     print(f"CUDA fp32 vs CPU: {render.psnr(a, ref):.1f} dB; autocast vs CUDA fp32: {render.psnr(b, a):.1f} dB")
     assert render.psnr(a, ref) > 40

@@ -10,7 +10,6 @@ writes to `renderer.onnx`, and what the live engine runs.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
@@ -125,7 +124,8 @@ class FrameRenderer:
 
         p = next(renderer.parameters())
         self.renderer, self.device, self.dtype = renderer.eval(), p.device, p.dtype
-        self.autocast = uses_autocast(self.device, self.dtype) if autocast is None else bool(autocast)
+        self.autocast = uses_autocast(self.device, self.dtype) if autocast is None else \
+            bool(autocast) and self.device.type == "cuda"
         self.batch_size = int(batch_size or render_batch_size(self.device))
         self.compile = compile is True or (compile == "auto" and self.device.type == "cuda")
         self.status = "compiled (torch.compile)" if self.compile else "eager"
@@ -134,11 +134,12 @@ class FrameRenderer:
 
     def step(self, motion: torch.Tensor) -> torch.Tensor:
         """One eager pass: motion (B, 69) on the device -> uint8 (B, H, W, 3) on the device."""
-        from .device import autocast
-
         r = self.renderer
         x_d = r.keypoints(motion)                          # float32: keypoints and stitching stay exact
-        with autocast(self.device) if self.autocast else contextlib.nullcontext():
+        if self.autocast:                                  # (plain code: torch.compile traces it whole)
+            with torch.autocast("cuda", dtype=torch.float16):
+                img = r.decode(x_d)
+        else:
             img = r.decode(x_d)
         img = img.to(self.dtype)
         return to_uint8_tensor(r.paste_back(img) if r.paste else img)
