@@ -142,8 +142,10 @@ class Dataset:
         return str(self.path) if self.path is not None else "the dataset"
 
 
-def save_dataset(path, motion, features, valid, segment, emotion, time_s, meta: dict) -> Path:
-    """Write `dataset.npz` + `dataset.json` atomically; returns the npz path.
+def save_dataset(path, motion, features, valid, segment, emotion, time_s, meta: dict,
+                 extra_npz: dict | None = None) -> Path:
+    """Write `dataset.npz` + `dataset.json` (+ `extra_npz` {file name: arrays} beside them) as one unit; returns
+    the npz path.
 
     Checks the structure first (shapes, lengths, NaN, labels: DatasetError); a recording with too few valid frames is
     still written (so it can be inspected), and refused later by `load_dataset`.
@@ -163,6 +165,8 @@ def save_dataset(path, motion, features, valid, segment, emotion, time_s, meta: 
     _validate(Dataset(**arrays, meta=meta, path=path), expect_params=None, min_valid_s=None)
     with file_set(path.parent) as fs:  # both files or neither (a kill between them keeps the old pair whole)
         save_npz(fs.path(path.name), arrays)
+        for name, more in (extra_npz or {}).items():
+            save_npz(fs.path(name), more)
         save_json(fs.path(sidecar_path(path).name), meta)
     return path
 

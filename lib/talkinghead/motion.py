@@ -30,7 +30,7 @@ from .crop import resize_for_network, to_network_tensor
 from .dataset import save_dataset
 from .errors import MediaError
 from .face import Face, crop_face, detect_faces
-from .fileio import load_json, load_npz, save_npz, sha256_file
+from .fileio import load_json, load_npz, sha256_file
 from .layout import FPS, SAMPLE_RATE
 from .profiles import get_profile
 from .video import iter_video_frames, probe, read_audio
@@ -289,9 +289,10 @@ def extract(video_path, out_path=None, fps: float = FPS, lp=None, profile=None, 
             "reference_rule": "min rank-sum of mouth opening, head angle, eye closure (talkinghead.motion)",
             "reference_keypoints": {"x_c": raw["kp"][ref].reshape(21, 3), "exp": raw["exp"][ref].reshape(21, 3),
                                     "pose": raw["pose"][ref], "t": raw["t"][ref], "scale": raw["scale"][ref]}}
-    save_dataset(out_path, motion, features, valid, seg, emo, np.arange(n) / fps, meta)
-    raw_path = save_npz(out_path.with_suffix(".raw.npz"), {**raw, "points5": points, "detected": detected,
-                                                          "valid": valid, "time_s": np.arange(n) / fps})
+    raw_path = out_path.with_suffix(".raw.npz")
+    save_dataset(out_path, motion, features, valid, seg, emo, np.arange(n) / fps, meta,  # the three: one unit
+                 extra_npz={raw_path.name: {**raw, "points5": points, "detected": detected, "valid": valid,
+                                            "time_s": np.arange(n) / fps}})
     return Extraction(out_path, raw_path, n, int(valid.sum()), ref, time.perf_counter() - t0)
 
 
