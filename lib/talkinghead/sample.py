@@ -287,8 +287,6 @@ def make_sample_recording(corpus_dir=None, out_dir=None, profile=None, max_lines
     lp = lp or load_liveportrait(profile=get_profile(profile).name)
     bundle = load_bundle(bake(sample_portrait(), bundle_dir or out_dir / "sample_avatar", lp=lp, name="astronaut.png"))
     video = out_dir / "sample_recording.mp4"
-    frames = iter_frames(bundle, motion, lp=lp, progress=progress)
-    write_video(video, frames, fps=FPS, audio=(timeline.audio, SAMPLE_RATE), progress=False)
     segments = [dict(s, start_frame=int(round(s["start_s"] * FPS)), end_frame=int(round(s["end_s"] * FPS)))
                 for s in timeline.segments]
     motion_file = save_npz(out_dir / "sample_recording.motion.npz",
@@ -300,4 +298,7 @@ def make_sample_recording(corpus_dir=None, out_dir=None, profile=None, max_lines
         "segments": segments, "reference_frame": 0, "face_points5": bundle.manifest["source"]["points5"],
         "note": "motion is relative to the neutral portrait: frame 0 (silence, lead-in) is neutral up to sway/blink"})
     truth = truth_dataset(timeline, motion, out_dir / TRUTH_NAME, lp.profile)
+    # the video last: it is what `pipeline.ensure_sample_recording` looks for, so a run killed before it ends is redone
+    frames = iter_frames(bundle, motion, lp=lp, progress=progress)
+    write_video(video, frames, fps=FPS, audio=(timeline.audio, SAMPLE_RATE), progress=False)
     return SampleRecording(video, motion_file, meta_file, len(motion), segments, truth)
