@@ -48,11 +48,14 @@ class TorchBackend:
 
     `lp`: already-loaded networks of the bundle's profile (default: loaded on `device`). `compile`: "auto" (CUDA
     only), True or False. `log`: where the compile warm-up and any fall-back are said (default print).
+    `batch_size`: the largest batch rendered at once, 4 = the live engine's preview batch (realtime renders 1), so
+    two shapes compile: 1 and 4.
     """
 
     name = "torch"
 
-    def __init__(self, bundle_dir=None, device="auto", lp=None, compile="auto", verify: bool = True, log=print):
+    def __init__(self, bundle_dir=None, device="auto", lp=None, compile="auto", verify: bool = True, log=print,
+                 batch_size: int = 4):
         from .bundle import load_bundle
         from .liveportrait import load_liveportrait
         from .paths import avatar_dir
@@ -61,7 +64,8 @@ class TorchBackend:
         self.path = Path(bundle_dir) if bundle_dir else avatar_dir()
         bundle = load_bundle(self.path, verify=verify)
         lp = lp or load_liveportrait(profile=bundle.profile, device=device)
-        self.frames = FrameRenderer(BakedRenderer(lp, bundle, paste=True).eval(), compile=compile, log=log)
+        self.frames = FrameRenderer(BakedRenderer(lp, bundle, paste=True).eval(), compile=compile, log=log,
+                                    batch_size=batch_size)
         self.device = self.frames.device
         self.height, self.width = bundle.portrait.shape[:2]
 
