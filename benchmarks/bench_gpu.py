@@ -42,6 +42,8 @@ def build_networks(profile: str, device, seed: int = 0):
     with torch.device("cpu"):
         nets = {n: build_network(n, profile) for n in ("warping_module", "spade_generator",
                                                         "stitching_retargeting_module")}
+    for n in nets.values():
+        n.to(device)
     feature_3d, x_s = fake_source(profile, seed)[:2]
     with torch.no_grad():
         w = nets["warping_module"]
@@ -50,13 +52,13 @@ def build_networks(profile: str, device, seed: int = 0):
             m.reset_running_stats()
             m.momentum = None
         w.train()
-        f = torch.from_numpy(feature_3d).expand(2, -1, -1, -1, -1)
-        kp = torch.from_numpy(x_s)[None].expand(2, -1, -1)
+        f = torch.from_numpy(feature_3d).to(device).expand(2, -1, -1, -1, -1)
+        kp = torch.from_numpy(x_s).to(device)[None].expand(2, -1, -1)
         w(f, kp_driving=kp + 0.02 * torch.randn_like(kp), kp_source=kp)
         w.eval()
         converge_spectral_norm(nets["spade_generator"])
     for n in nets.values():
-        n.to(device).eval().requires_grad_(False)
+        n.eval().requires_grad_(False)
     return SimpleNamespace(**nets, profile=profile, device=device, dtype=torch.float32)
 
 
