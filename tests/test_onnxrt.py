@@ -28,8 +28,9 @@ def _identity_model() -> bytes:
 def test_providers_resolve_to_what_onnxruntime_has():
     have = ort.get_available_providers()
     assert onnxrt.resolve_providers(None) == onnxrt.resolve_providers("cpu") == ["CPUExecutionProvider"]
-    assert onnxrt.resolve_providers("auto") == (["CUDAExecutionProvider", "CPUExecutionProvider"]
-                                                if "CUDAExecutionProvider" in have else ["CPUExecutionProvider"])
+    auto = onnxrt.resolve_providers("auto")                 # every accelerator it has, fastest first, CPU last
+    assert auto == onnxrt.ordered_providers(have) and auto[-1] == "CPUExecutionProvider"
+    assert ("CUDAExecutionProvider" in auto) == ("CUDAExecutionProvider" in have)
     assert onnxrt.resolve_providers(["NoSuchProvider"]) == ["CPUExecutionProvider"]
     assert onnxrt.resolve_providers([("CPUExecutionProvider", {})]) == [("CPUExecutionProvider", {})]
     assert onnxrt.provider_names([("CUDAExecutionProvider", {}), "CPUExecutionProvider"]) == \
