@@ -45,6 +45,15 @@ def test_auto_prefers_cuda_then_mps_then_cpu(machine, cuda_, mps, want):
         assert "Fake GPU" in why
 
 
+def test_auto_skips_mps_where_torch_lacks_its_3d_grid_sampling(machine, monkeypatch):
+    machine(cuda=False, mps=True)
+    monkeypatch.setattr(torch, "__version__", "2.8.1")
+    dev, why = device.resolve_device()
+    assert dev == torch.device("cpu") and "torch >= 2.9" in why
+    monkeypatch.setattr(torch, "__version__", "2.10.0+cpu")
+    assert device.get_device() == torch.device("mps")
+
+
 def test_explicit_devices_are_honoured(machine):
     machine(cuda=True, mps=True, gpus=2)
     assert device.get_device("cpu") == torch.device("cpu")          # CPU even where a GPU is present

@@ -1,8 +1,9 @@
 """One device rule for the whole package: where PyTorch runs, in what precision, how many frames at once (notebook 00).
 
     device="auto" (the default everywhere): $TALKINGHEAD_DEVICE when set (the command line's `--device`), else the
-    first of CUDA, Apple MPS and CPU that this PyTorch can use. "cpu", "cuda", "cuda:1" and "mps" are honoured, or
-    refused in one sentence (`errors.DeviceError`) when this machine lacks them.
+    first of CUDA, Apple MPS (with torch >= 2.9: the warping's 3-D grid sampling) and CPU that this PyTorch can use.
+    "cpu", "cuda", "cuda:1" and "mps" are honoured, or refused in one sentence (`errors.DeviceError`) when this
+    machine lacks them.
 
 Precision is LivePortrait's own: the weights stay float32 and rendering on CUDA runs under
 `torch.autocast("cuda", float16)` (convolutions and matmuls in half, norms, softmax and exp in float32). Measured on an
@@ -22,6 +23,7 @@ from .errors import DeviceError
 DEVICE_ENV = "TALKINGHEAD_DEVICE"
 CHOICES = ("auto", "cpu", "cuda", "mps")
 RENDER_BATCH = {"cuda": 16, "mps": 4, "cpu": 8}    # offline rendering: frames per forward pass, by device type
+MPS_MIN_TORCH = (2, 9)                             # the first with grid_sampler_3d on MPS (pytorch PR 160541)
 COMPILE_WARMUP_S = 30                              # torch.compile of the renderer on an H200 (FACTS.md): 25-30 s
 
 
@@ -52,7 +54,10 @@ def _auto(torch):
         i = torch.cuda.current_device()
         return torch.device("cuda", i), f"a CUDA GPU is present ({torch.cuda.get_device_name(i)})"
     if _mps_available(torch):
-        return torch.device("mps"), "an Apple GPU (MPS) is present and no CUDA GPU"
+        if _torch_version(torch) >= MPS_MIN_TORCH:
+            return torch.device("mps"), "an Apple GPU (MPS) is present and no CUDA GPU"
+        return torch.device("cpu"), (f"an Apple GPU (MPS) is present, but torch {torch.__version__} lacks MPS's 3-D "
+                                     f"grid sampling (the warping needs torch >= {MPS_MIN_TORCH[0]}.{MPS_MIN_TORCH[1]})")
     why = ("this PyTorch is a CPU-only build" if torch.version.cuda is None and not _mps_built(torch)
            else "PyTorch sees no CUDA or Apple MPS GPU")
     return torch.device("cpu"), f"{why} (torch {torch.__version__})"
@@ -82,6 +87,14 @@ def _explicit(name: str, origin: str):
         raise DeviceError(f"device={name!r}{origin} was asked for but Apple MPS is not available here (it needs an "
                           "Apple-silicon Mac and a PyTorch built with MPS); use device='cpu' or 'auto'.")
     return dev
+
+
+def _torch_version(torch) -> tuple[int, int]:
+    try:
+        major, minor = torch.__version__.split("+")[0].split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return (0, 0)
 
 
 def _mps_available(torch) -> bool:
