@@ -181,7 +181,8 @@ class FrameRenderer:
                 x = chunk.to(self.device, self.dtype, non_blocking=True)
                 outs.append(self._run(x)[:n].cpu().numpy())
         if not outs:
-            return np.zeros((0, 0, 0, 3), np.uint8)
+            r = self.renderer
+            return np.zeros((0, *(r.portrait.shape[-2:] if r.paste else (CROP_SIZE, CROP_SIZE)), 3), np.uint8)
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
