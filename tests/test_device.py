@@ -282,7 +282,8 @@ def test_torch_backend_renders_like_render(bundle, motions):
 
 # ------------------------------------------------------------------------------------------------ CUDA (skipped here)
 @cuda
-def test_cuda_renderer_autocast_psnr(bundle, motions):
+def test_cuda_renderer_autocast_psnr(bundle, motions, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)    # a true float32 reference on the GPU
     lp_gpu = load_liveportrait(profile="sample", device="cuda")
     ref = _frames(render.BakedRenderer(load_liveportrait(profile="sample", device="cpu"), bundle).eval(), motions)
     r = render.BakedRenderer(lp_gpu, bundle).eval()
@@ -293,7 +294,7 @@ def test_cuda_renderer_autocast_psnr(bundle, motions):
     a, b = fp32.frames(motions), fast.frames(motions)
     print(f"CUDA fp32 vs CPU: {render.psnr(a, ref):.1f} dB; autocast vs CUDA fp32: {render.psnr(b, a):.1f} dB")
     assert render.psnr(a, ref) > 40
-    assert render.psnr(b, a) > 25
+    assert render.psnr(b, a) > 20                                    # full size measured 29.2 dB (issue 11)
 
 
 @cuda
@@ -304,7 +305,7 @@ def test_cuda_compiled_render_matches_eager(bundle, motions):
     fr = render.FrameRenderer(r, compile="auto", log=said.append)
     out = fr.frames(motions)
     print(said, fr.status)
-    assert render.psnr(out, eager) > 25
+    assert render.psnr(out, eager) > 20
     assert fr.status.startswith("compiled") or "failed" in said[-1]
 
 
