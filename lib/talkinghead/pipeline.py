@@ -74,19 +74,26 @@ def ensure_sample_recording(profile=None, verbose: bool = True) -> Path:
 
 
 def ensure_dataset(video=None, profile=None, verbose: bool = True) -> Path:
-    """`data/dataset.npz`: motion and audio features extracted from the recording (default: the sample one)."""
+    """`data/dataset.npz`: motion and audio features extracted from the recording (notebook 03).
+
+    An existing dataset is kept, whoever's it is. When it is missing the recording is `video`, else yours in the
+    workspace (`inputs/recording.*`, uploaded or recorded in notebook 03), and only without either the sample one."""
     dataset = paths.data_dir() / "dataset.npz"
     if not dataset.is_file():
-        video = video or ensure_sample_recording(profile, verbose)
+        video = video or paths.find_input("recording") or ensure_sample_recording(profile, verbose)
         _say(f"extracting motion from {Path(video).name} (notebook 03) ...", verbose)
         extract(video, dataset, profile=get_profile(profile).name, progress=verbose)
     return dataset
 
 
 def ensure_bundle(portrait=None, profile=None, verbose: bool = True) -> Path:
-    """`avatar/`: the baked portrait (default: the sample astronaut) (notebook 02)."""
+    """`avatar/`: the baked portrait (notebook 02).
+
+    An existing bundle is kept, whoever's it is. When it is missing the portrait is `portrait`, else yours in the
+    workspace (`inputs/portrait.*`, uploaded in notebook 02), and only without either the sample astronaut."""
     bundle = paths.avatar_dir()
     if not (bundle / "manifest.json").is_file():
+        portrait = portrait if portrait is not None else paths.find_input("portrait")
         _refuse_to_bake_over(bundle, portrait)
         _say("baking the portrait into the avatar bundle (notebook 02) ...", verbose)
         bake(portrait if portrait is not None else sample_portrait(), bundle, profile=get_profile(profile).name,
