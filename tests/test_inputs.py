@@ -261,3 +261,16 @@ def test_the_sample_is_used_only_without_yours_and_says_so(ws, monkeypatch):
     assert inputs.choose_portrait(None).path == saved
     with pytest.raises(MediaError, match="nowhere.jpg: no such file; check PORTRAIT's path"):
         inputs.choose_portrait(str(ws / "nowhere.jpg"))
+
+
+def test_your_portrait_may_replace_only_the_sample_bundle(ws):
+    from stage_fixtures import liveportrait
+
+    mine = inputs.Found("portrait", "yours", None, "test", "me.jpg")
+    sample = inputs.Found("portrait", "sample", None, "test", "astronaut.png")
+    assert not inputs.replaces_only_the_sample(mine)                          # no bundle: nothing to replace
+    bake.bake(bake.sample_portrait(), paths.avatar_dir(), lp=liveportrait(), name="astronaut.png")
+    assert inputs.replaces_only_the_sample(mine) and not inputs.replaces_only_the_sample(sample)
+    bake.bake(np.ascontiguousarray(bake.sample_portrait()[:, ::-1]), paths.avatar_dir(), lp=liveportrait(),
+              name="me.jpg", force=True)
+    assert not inputs.replaces_only_the_sample(mine)                          # yours: never forced

@@ -149,6 +149,14 @@ def describe(show: bool = True) -> list[str]:
     return lines
 
 
+def replaces_only_the_sample(choice: Found) -> bool:
+    """True when baking `choice` (your portrait) over the workspace's bundle replaces only the sample avatar: notebook
+    02 passes it as `bake.bake`'s `force`, so your photo replaces the sample's bundle and its stale models, while a
+    bundle of yours is never replaced without you asking (`force=True`)."""
+    src = bundle_source()
+    return choice.yours and src is not None and not src["yours"]
+
+
 # ------------------------------------------------------------------------------------------------ saving, checking
 def check_recording(path, min_s: float = MIN_RECORDING_S, name: str | None = None) -> video.VideoInfo:
     """A recording notebook 03 can learn from: a video stream, a sound track that is not silent, at least `min_s`
