@@ -274,3 +274,47 @@ def test_your_portrait_may_replace_only_the_sample_bundle(ws):
     bake.bake(np.ascontiguousarray(bake.sample_portrait()[:, ::-1]), paths.avatar_dir(), lp=liveportrait(),
               name="me.jpg", force=True)
     assert not inputs.replaces_only_the_sample(mine)                          # yours: never forced
+
+
+# ------------------------------------------------------------------------------------------------ the recorder, in Chromium
+def test_the_recorder_records_camera_and_microphone_in_chromium_and_the_video_is_kept(ws, tmp_path):
+    """The browser half of notebook 03's recorder in headless Chromium with its fake camera and microphone: Start,
+    the teleprompter steps on the space bar, Stop; the data URL it leaves is what Colab's bridge hands to Python."""
+    import http.server
+    import threading
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
+    from talkinghead import serve
+
+    chromium = serve.find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium on this machine: apt-get install chromium (or set TALKINGHEAD_CHROMIUM)")
+    (tmp_path / "page").mkdir()
+    (tmp_path / "page" / "index.html").write_text("<!doctype html><html><body></body></html>")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "page"), **k)  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    lines = corpus.select_lines(corpus.load_pool())[:3]
+    try:
+        with sync_api.sync_playwright() as p:
+            b = p.chromium.launch(executable_path=chromium, args=serve.CHROMIUM_ARGS + [
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+            page = b.new_page()
+            page.goto(f"http://127.0.0.1:{srv.server_address[1]}/index.html")
+            page.add_script_tag(content=recorder.recorder_js())
+            page.evaluate("prompter => { thRecord(prompter, 1000000, false).then(m => { window.meta = m; }); }",
+                          recorder.teleprompter_html(lines))
+            page.click("text=Start recording", timeout=30_000)
+            page.keyboard.press("Space")
+            assert page.evaluate("document.querySelector('.th-line[data-i=\"1\"]').style.display") == "block"
+            page.wait_for_timeout(2500)
+            page.click("text=Stop")
+            page.wait_for_function("window.meta !== undefined", timeout=30_000)
+            meta, data = page.evaluate("window.meta"), page.evaluate("window.thRecording")
+            b.close()
+    finally:
+        srv.shutdown()
+    assert "error" not in meta and meta["mime"].startswith("video/") and meta["chars"] == len(data)
+    saved = inputs.save_recording(data, min_s=1.5)
+    info = inputs.check_recording(saved, min_s=1.5)
+    assert saved.parent == paths.inputs_dir() and info.has_audio and info.width > 0 and 1.5 <= info.duration_s < 6

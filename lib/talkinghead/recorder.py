@@ -82,12 +82,13 @@ async function thRecord(prompterHtml, bitsPerSecond, download) {
   box.innerHTML = prompterHtml;
   const video = document.createElement('video');
   video.muted = true; video.autoplay = true; video.playsInline = true; video.style.width = '320px';
-  const start = document.createElement('button'); start.textContent = 'Start recording';
+  const start = document.createElement('button'); start.textContent = 'Start recording'; start.disabled = true;
   const stop = document.createElement('button'); stop.textContent = 'Stop'; stop.disabled = true;
   const status = document.createElement('div');
   const host = (typeof element !== 'undefined' && element && element.appendChild) ? element : document.body;
   [video, document.createElement('br'), start, stop, status, box].forEach((el) => host.appendChild(el));
-  thPrompter(box.firstElementChild);
+  const prompter = box.firstElementChild;
+  thPrompter(prompter);
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 640, height: 480}});
@@ -100,8 +101,11 @@ async function thRecord(prompterHtml, bitsPerSecond, download) {
   const rec = new MediaRecorder(stream, {mimeType: mime, videoBitsPerSecond: bitsPerSecond});
   const parts = [];
   rec.ondataavailable = (e) => { if (e.data.size) parts.push(e.data); };
-  await new Promise((resolve) => { start.onclick = resolve; });
+  const started = new Promise((resolve) => { start.onclick = resolve; });
+  start.disabled = false;   // only once the camera and microphone are ready
+  await started;
   rec.start(1000); start.disabled = true; stop.disabled = false;
+  prompter.focus();   // the space bar steps the lines, never presses Stop
   status.textContent = 'recording: read each line, pause a second, press space for the next one';
   await new Promise((resolve) => { stop.onclick = resolve; });
   await new Promise((resolve) => { rec.onstop = resolve; rec.stop(); });
