@@ -9,9 +9,20 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
+from . import paths
+from .bundle import load_bundle
 from .clicheck import check_args, cli_spelling, os_sentence
 from .errors import TalkingHeadError
+from .hub import LICENCE_NOTE, fetch_all
+from .layout import FPS
+from .machine import format_report, machine_report, parameter_counts
+from .profiles import get_profile
+
+# The stage modules (pipeline, sample, bake, motion, a2m, export, live, pocket, serve, liveportrait) are imported
+# inside the command that runs them: between them they load torch, OpenCV, pypinyin and onnxruntime (seconds), and
+# `--help` or a usage error must answer at once.
 
 EPILOG = """\
 The course, stage by stage (each subcommand mirrors one notebook):
@@ -78,14 +89,11 @@ def _setup_args(p):
 
 
 def cmd_setup(args) -> int:
-    from .machine import format_report, machine_report, parameter_counts
     from .liveportrait import load_liveportrait
-    from .profiles import get_profile
 
     print(format_report(machine_report()))
     profile = get_profile()
     if not profile.is_sample:
-        from .hub import LICENCE_NOTE, fetch_all
         print(LICENCE_NOTE)
         for name, path in fetch_all(face_detector=not args.no_face_detector).items():
             print(f"  {name}: {path}")
@@ -124,7 +132,6 @@ def _sample_args(p):
 
 def cmd_sample_recording(args) -> int:
     from .pipeline import SAMPLE_RECORDING_LINES, ensure_corpus
-    from .profiles import get_profile
     from .sample import make_sample_recording
 
     ensure_corpus()
@@ -149,7 +156,6 @@ def _bake_args(p):
 
 def cmd_bake(args) -> int:
     from .bake import bake, sample_portrait
-    from .bundle import load_bundle
 
     src = args.portrait if args.portrait else sample_portrait()
     out = bake(src, args.out, pick=args.pick, detector=args.detector,
@@ -164,7 +170,7 @@ def _extract_args(p):
     p.add_argument("video", nargs="?", default=None,
                    help="your recording (mp4/mov/webm with sound); omitted: the sample recording")
     p.add_argument("--out", default=None, help="dataset path (default: WORKSPACE/data/dataset.npz)")
-    p.add_argument("--fps", type=float, default=25, help="the video clock (default 25)")
+    p.add_argument("--fps", type=float, default=FPS, help=f"the video clock (default {FPS})")
 
 
 def cmd_extract(args) -> int:
@@ -189,8 +195,6 @@ def _train_args(p):
 
 
 def cmd_train(args) -> int:
-    from pathlib import Path
-
     from .a2m import run_training
     from .pipeline import ensure_bundle, training_dataset
 
@@ -208,14 +212,11 @@ def _export_args(p):
 
 
 def cmd_export(args) -> int:
-    from pathlib import Path
-
     from .export import export_bundle, variant_table
-    from .paths import data_dir
     from .pipeline import ensure_trained
 
     bundle = Path(args.bundle) if args.bundle else ensure_trained().parent
-    dataset = data_dir() / "dataset.npz"
+    dataset = paths.data_dir() / "dataset.npz"
     report = export_bundle(bundle, dataset if dataset.is_file() else None, variants=tuple(args.variants.split(",")))
     print(variant_table(report))
     return 0
@@ -232,15 +233,12 @@ def _speak_args(p):
 
 
 def cmd_speak(args) -> int:
-    from pathlib import Path
-
     from .live import speak
-    from .paths import out_dir
     from .pipeline import ensure_exported
 
     bundle = Path(args.bundle) if args.bundle else ensure_exported()
     what = args.audio or args.text or DEMO_SENTENCE
-    out = Path(args.out) if args.out else out_dir() / "speak.mp4"
+    out = Path(args.out) if args.out else paths.out_dir() / "speak.mp4"
     result = speak(bundle, what, out, variant=args.variant)
     if result.path is None:
         raise TalkingHeadError(f"{what}: nothing to say (no audio in it); no video written.")
@@ -264,9 +262,6 @@ def cmd_demo(args) -> int:
     """corpus -> sample recording -> bake -> extract -> train -> export -> speak a new sentence."""
     from . import pipeline
     from .live import speak
-    from .machine import format_report, machine_report
-    from .paths import out_dir
-    from .profiles import get_profile
 
     t0 = time.perf_counter()
     profile = get_profile()
@@ -279,13 +274,14 @@ def cmd_demo(args) -> int:
              ("extract (03)", lambda: pipeline.ensure_dataset(profile=profile.name)),
              ("train (04)", lambda: pipeline.ensure_trained(profile.name, epochs=args.epochs)),
              ("export (05)", lambda: pipeline.ensure_exported(profile.name)),
-             ("speak (06)", lambda: speak(pipeline.ensure_exported(profile.name), args.text, out_dir() / "demo.mp4"))]
+             ("speak (06)", lambda: speak(pipeline.ensure_exported(profile.name), args.text,
+                                          paths.out_dir() / "demo.mp4"))]
     for i, (name, step) in enumerate(steps, 1):
         t = time.perf_counter()
         print(f"[{i}/{len(steps)}] {name}")
         step()
         print(f"      done in {time.perf_counter() - t:.1f} s")
-    print(f"\nthe demo wrote {out_dir() / 'demo.mp4'} and the avatar bundle {pipeline.paths.avatar_dir()} "
+    print(f"\nthe demo wrote {paths.out_dir() / 'demo.mp4'} and the avatar bundle {paths.avatar_dir()} "
           f"in {time.perf_counter() - t0:.0f} s")
     return 0
 
