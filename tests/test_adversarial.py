@@ -358,6 +358,11 @@ def test_a_full_disk_during_bake_is_one_sentence_and_keeps_the_old_bundle(baked,
     (["corpus", "--rates", "1.0,fast"], ["--rates"]),
     (["bake", "no_such_photo.jpg"], ["no_such_photo.jpg", "no such portrait"]),
     (["extract", "no_such_take.mp4"], ["no_such_take.mp4", "no such video"]),
+    (["setup", "--weights-dir", "no_such_folder"], ["--weights-dir no_such_folder", "no such folder"]),
+    (["speak", "--text", "hi", "--out", "clip.avi"], ["clip.avi", ".mp4"]),
+    (["speak", "--text", "hi", "--out", "no_extension"], ["no_extension", ".mp4"]),
+    (["export", "--bundle", "no_such_bundle"], ["--bundle no_such_bundle"]),
+    (["corpus", "--limit", "0"], ["--limit 0"]),
 ])
 def test_bad_flags_are_one_sentence_and_exit_2_before_anything_runs(argv, words, tmp_path, capsys):
     ws = tmp_path / "ws"

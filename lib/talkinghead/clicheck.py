@@ -37,6 +37,9 @@ def check_args(args) -> None:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} {value}: must be at least 1 ({flag} 0 would do nothing and could replace good "
                              "results with empty ones).")
+    port = getattr(args, "port", None)
+    if port is not None and not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: not a TCP port; use 1024-65535 (or 0 for any free port).")
     check = _CHECKS.get(getattr(args, "command", None))
     if check:
         check(args)
