@@ -11,6 +11,7 @@ temporary folder that replaces the bundle only when complete, so an interrupted 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -39,26 +40,34 @@ def load_portrait(path: str | os.PathLike) -> np.ndarray:
     if path.is_dir():
         raise MediaError(f"{path}: is a folder; pass the path of a portrait photo (JPEG or PNG).")
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-                return _deep_grey_to_rgb(im)
-            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(white, im)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # over PIL's limit: refused, not loaded
+            with Image.open(path) as im:
+                return _to_rgb(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise MediaError(f"{path}: no such portrait file; check the path.") from None
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise MediaError(f"{path}: the image is too large to open safely ({_size_of(path)}, over "
-                         f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels); scale it down to about 2000 pixels "
+                         f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels); scale it down to about 2000 pixels "
                          "on the long side.") from None
     except MemoryError:
         raise MediaError(f"{path}: the image does not fit in memory ({_size_of(path)}); scale it down to about "
                          "2000 pixels on the long side.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise MediaError(f"{path}: not a readable image ({type(e).__name__}); use a JPEG or PNG photo.") from None
+
+
+def _to_rgb(im) -> np.ndarray:
+    """A PIL image of any mode -> RGB uint8 (H, W, 3); transparency composited onto white."""
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _deep_grey_to_rgb(im)
+    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
 def _deep_grey_to_rgb(im) -> np.ndarray:
@@ -74,8 +83,6 @@ def _deep_grey_to_rgb(im) -> np.ndarray:
 
 
 def _size_of(path: Path) -> str:
-    import warnings
-
     from PIL import Image
 
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # only the header is read, never the pixels
