@@ -11,7 +11,8 @@ in the repository describes the rooms, what may import what, the avatar bundle f
     stages            bake (02), motion, dataset, sample (03), render, torch_renderer, a2m/ (04), export/,
                       features_onnx (05), pocket/
     bundle + runtime  bundle, idle, onnxrt, pixels, live/ (the torch-free engine) (06)
-    glue              pipeline, cli, clicheck, notebook, machine, serve
+    glue              pipeline, cli, clicheck, notebook, show/ (what each notebook displays), inputs and recorder
+                      (your own portrait and recording), machine, serve
 
 Submodules load on first use, so `import talkinghead` is cheap.
 """
@@ -23,9 +24,9 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {  # every module and subpackage of the folder (tests/test_core.py checks it against the files)
     "a2m", "audio", "bake", "bundle", "cli", "clicheck", "corpus", "crop", "dataset", "device", "errors", "export",
-    "face", "features_onnx", "fileio", "hub", "idle", "landmarks", "layout", "live", "liveportrait", "machine",
-    "motion", "mtcnn", "notebook", "onnxrt", "paths", "pipeline", "pixels", "pocket", "profiles", "render", "sample",
-    "serve", "torch_renderer", "tts", "video",
+    "face", "features_onnx", "fileio", "hub", "idle", "inputs", "landmarks", "layout", "live", "liveportrait",
+    "machine", "motion", "mtcnn", "notebook", "onnxrt", "paths", "pipeline", "pixels", "pocket", "profiles",
+    "recorder", "render", "sample", "serve", "show", "torch_renderer", "tts", "video",
 }
 
 
