@@ -2,6 +2,10 @@
 
 Nothing is ever half-written: every writer here goes to a temporary name in the target folder and is renamed
 into place (`os.replace` is atomic on one filesystem), so an interrupted run leaves the old file or none.
+Files that belong together (a bundle's models and its manifest, dataset.npz and dataset.json) are replaced as one
+unit with `file_set` (staged names, a journal as the commit point, `recover` to finish a commit cut short); a folder
+as a whole with `atomic_dir`. Temporary names carry the writer's process id, and the next run removes those of dead
+runs (`clean_stale`). New files and folders get the umask's permissions; a full disk is one sentence naming the folder.
 We store arrays as `.npz` and metadata as JSON, each with a `format_version`, never pickles.
 """
 from __future__ import annotations
