@@ -694,3 +694,17 @@ def test_broken_portraits_are_one_sentence_naming_the_file(tmp_path, capsys):
         line = one_sentence(err)
         assert code == 2 and name in line and words in line, line
     assert not (tmp_path / "ws" / "avatar").exists()
+
+
+def test_a_trained_workspace_rebuilds_no_sample_assets_and_says_nothing_untrue(baked, tmp_path, monkeypatch, capsys):
+    """export/speak on a workspace whose model is trained: no dataset or sample recording is made (even when the
+    dataset was deleted), and no 'training on the sample recording' line is printed."""
+    import talkinghead.pipeline as pipeline
+
+    monkeypatch.setenv("TALKINGHEAD_WORKSPACE", str(tmp_path / "ws"))
+    bundle = _bundle_copy(baked, tmp_path)
+    (bundle / "audio2motion.pt").write_bytes(b"trained")
+    monkeypatch.setattr(pipeline, "ensure_dataset", lambda *a, **k: pytest.fail("the dataset was rebuilt"))
+    assert pipeline.ensure_trained("sample") == bundle / "audio2motion.pt"
+    assert "training" not in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["avatar"]

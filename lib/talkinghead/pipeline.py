@@ -139,9 +139,10 @@ def ensure_trained(profile=None, epochs: int | None = None, verbose: bool = True
     """`avatar/audio2motion.pt`, trained on the dataset (notebook 04)."""
     from .a2m import CHECKPOINT_NAME, run_training
 
-    dataset, bundle = ensure_training_inputs(profile, verbose)
+    bundle = ensure_bundle(profile=profile, verbose=verbose)
     ckpt = bundle / CHECKPOINT_NAME
-    if not ckpt.is_file():
+    if not ckpt.is_file():  # the dataset (and its status line) only when there is something to train
+        dataset = training_dataset(profile, verbose)
         _say("training Audio2Motion (notebook 04) ...", verbose)
         run_training(dataset, bundle, epochs=epochs, progress=verbose)
     return ckpt
