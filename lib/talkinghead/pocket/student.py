@@ -1,0 +1,192 @@
+"""The pocket student: motion (B, 69) -> face crop (B, 3, 512, 512), the renderer's contract at ~1/1000 of its cost
+(notebooks/07_pocket_renderer.ipynb).
+
+An avatar is one portrait that never changes, so the student does not have to know faces: it only has to know how
+*this* face moves. It starts from the teacher's own render of zero motion (the `reference`, a constant inside the
+graph) and predicts, from the motion vector, how to move and repaint it:
+
+    motion --normalise--> MLP --> (C0, 8, 8) --[x2 bilinear, 3x3 conv, GELU] x stages--> (6, S, S) fields, S = 32-128
+        flow  (2)  = max_flow * tanh(.)       where each pixel of the region fetches its colour from (normalised units)
+        paint (3)  = sigmoid(mask) * residual the colour the warp cannot explain (teeth, shading), gated by a mask
+           --MLP--> K coefficients x K basis images (3, Sb, Sb): "blend shapes" of the region, a linear residual
+                    initialised from the principal components of the teacher's frames (`init_basis`)
+    fields, blend --bilinear--> the region's size in the 512 crop
+    region = grid_sample(reference, identity + flow) + paint + blend      (2-D, bilinear, border)
+    face   = reference with the region replaced, clamped to [0, 1]
+
+The region (`roi`, pixels of the 512 crop) is where the teacher's frames ever change on the training motions
+(`teacher.moving_region`): outside it the face is the reference, untouched, and nothing is computed there. The last
+conv starts at zero, so an untrained student *is* the static reference and training only adds what moves.
+
+Cost is counted by `flops.count_onnx` on the exported graph (convolutions, matmuls, grid sampling, resizing and the
+pointwise ops) and stays far below the issue's budget of 2 GFLOP per frame.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import layout
+
+CROP = layout.CROP_SIZE
+N_FIELDS = 6            # flow x, flow y, residual r, g, b, mask logit
+
+
+@dataclass
+class PocketConfig:
+    """Sizes of the student. `channels`: output channels of each x2 upsampling stage, from the `grid` x `grid` seed,
+    so the fields are `grid * 2 ** len(channels)` pixels square. `roi`: (y0, x0, height, width) of the painted region
+    in the 512 crop (None: the whole crop)."""
+    hidden: int = 256
+    grid: int = 8
+    seed_channels: int = 32
+    channels: tuple = (32, 24, 16, 16)
+    max_flow: float = 0.25
+    basis: int = 16
+    basis_size: int = 128
+    roi: tuple | None = None
+
+    @property
+    def field_size(self) -> int:
+        return self.grid * 2 ** len(self.channels)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        d["roi"] = None if self.roi is None else [int(v) for v in self.roi]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PocketConfig":
+        d = dict(d)
+        d["channels"] = tuple(d.get("channels", cls.channels))
+        d["roi"] = None if d.get("roi") is None else tuple(int(v) for v in d["roi"])
+        return cls(**d)
+
+
+# The sizes per profile. The released teacher paints 512x512 faces: fields of 128 px, wider channels. The sample one
+# paints 128x128 noise whose change with motion is smooth at a coarser scale: fields of 32 px train in seconds on a CPU.
+CONFIGS = {"sample": PocketConfig(hidden=128, seed_channels=16, channels=(16, 8)),
+           "full": PocketConfig(hidden=384, seed_channels=48, channels=(48, 32, 24, 16))}
+
+# Normalisation floors per motion group (a dimension that never moves in the training motions must not blow up).
+STD_FLOOR = {"exp": 1e-3, "pose": 0.5, "t": 1e-3, "log_scale": 1e-3}
+
+
+def motion_stats(motions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (69,), std (69,)) of training motions, the std floored per group (`STD_FLOOR`)."""
+    m = np.asarray(motions, np.float64).reshape(-1, layout.MOTION_DIM)
+    std = m.std(0)
+    for name, sl in (("exp", layout.EXP), ("pose", layout.POSE), ("t", layout.T), ("log_scale", layout.LOG_SCALE)):
+        std[sl] = np.maximum(std[sl], STD_FLOOR[name])
+    return m.mean(0).astype(np.float32), std.astype(np.float32)
+
+
+def base_grid(roi: tuple, size: int = CROP) -> torch.Tensor:
+    """The identity sampling grid (1, h, w, 2) of the region `roi` = (y0, x0, h, w) of a `size` crop, in grid_sample's
+    normalised coordinates (align_corners=False; x first)."""
+    y0, x0, h, w = roi
+    xs = (2 * (x0 + np.arange(w) + 0.5) / size - 1).astype(np.float32)
+    ys = (2 * (y0 + np.arange(h) + 0.5) / size - 1).astype(np.float32)
+    g = np.stack(np.meshgrid(xs, ys), -1)[None]
+    return torch.from_numpy(np.ascontiguousarray(g))
+
+
+def scaled_roi(roi: tuple | None, size: int) -> tuple:
+    """The region in a `size` crop (the 512 region scaled, rounded to whole pixels)."""
+    y0, x0, h, w = roi if roi is not None else (0, 0, CROP, CROP)
+    s = size / CROP
+    return int(round(y0 * s)), int(round(x0 * s)), max(1, int(round(h * s))), max(1, int(round(w * s)))
+
+
+class PocketStudent(nn.Module):
+    """forward(motion (B, 69) float32) -> face (B, 3, 512, 512) in [0, 1]; `paint(motion, reference, size)` renders at
+    another crop size (training at the teacher frames' resolution). See the module docstring."""
+
+    def __init__(self, reference: np.ndarray, mean: np.ndarray, std: np.ndarray, config: PocketConfig | None = None):
+        super().__init__()
+        self.config = c = config or PocketConfig()
+        ref = torch.as_tensor(np.asarray(reference, np.float32)).reshape(1, 3, CROP, CROP)
+        self.register_buffer("reference", ref.clone())
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)).reshape(layout.MOTION_DIM))
+        self.register_buffer("std", torch.as_tensor(np.asarray(std, np.float32)).reshape(layout.MOTION_DIM))
+        self.register_buffer("grid512", base_grid(scaled_roi(c.roi, CROP)), persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(layout.MOTION_DIM, c.hidden), nn.GELU())
+        self.seed = nn.Sequential(nn.Linear(c.hidden, c.seed_channels * c.grid * c.grid), nn.GELU())
+        self.coef = nn.Linear(c.hidden, max(1, c.basis))
+        self.basis = nn.Parameter(torch.zeros(max(1, c.basis), 3 * c.basis_size * c.basis_size))
+        chans = (c.seed_channels,) + tuple(c.channels)
+        self.stages = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:]))
+        self.head = nn.Conv2d(chans[-1], N_FIELDS, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def fields(self, motion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Motion (B, 69) -> ((B, 5, S, S): flow (2, normalised units) and paint (3) at the field resolution,
+        (B, 3, Sb, Sb): the blend of the basis images)."""
+        c = self.config
+        z = self.mlp((motion - self.mean) / self.std)
+        blend = (self.coef(z) @ self.basis).reshape(-1, 3, c.basis_size, c.basis_size)
+        h = self.seed(z).reshape(-1, c.seed_channels, c.grid, c.grid)
+        for conv in self.stages:
+            h = F.gelu(conv(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)))
+        out = self.head(h)
+        flow = c.max_flow * torch.tanh(out[:, 0:2])
+        paint = torch.sigmoid(out[:, 5:6]) * out[:, 2:5]
+        return torch.cat([flow, paint], 1), blend
+
+    def paint(self, motion: torch.Tensor, reference: torch.Tensor, size: int) -> torch.Tensor:
+        """Render at a `size` x `size` crop from `reference` (1, 3, size, size) -> (B, 3, size, size) in [0, 1]."""
+        y0, x0, h, w = roi = scaled_roi(self.config.roi, size)
+        fields, blend = self.fields(motion)
+        f = F.interpolate(fields, size=(h, w), mode="bilinear", align_corners=False)
+        blend = F.interpolate(blend, size=(h, w), mode="bilinear", align_corners=False)
+        b = f.shape[0]
+        grid = (self.grid512 if size == CROP else base_grid(roi, size).to(f.device)) + f[:, 0:2].permute(0, 2, 3, 1)
+        region = F.grid_sample(reference.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                               align_corners=False) + f[:, 2:5] + blend
+        if (h, w) == (size, size):
+            return torch.clamp(region, 0.0, 1.0)
+        delta = region - reference[:, :, y0:y0 + h, x0:x0 + w]
+        delta = F.pad(delta, (x0, size - x0 - w, y0, size - y0 - h))
+        return torch.clamp(reference + delta, 0.0, 1.0)
+
+    def forward(self, motion: torch.Tensor) -> torch.Tensor:
+        return self.paint(motion, self.reference, CROP)
+
+    @torch.no_grad()
+    def init_basis(self, frames: np.ndarray, reference: torch.Tensor) -> None:
+        """Set the basis images to the principal components of the teacher frames' change from the reference, in the
+        region: frames uint8 (N, 3, s, s), reference (1, 3, s, s); the coefficients start at zero."""
+        c = self.config
+        y0, x0, h, w = scaled_roi(c.roi, frames.shape[-1])
+        x = torch.from_numpy(frames[:, :, y0:y0 + h, x0:x0 + w]).float() / 255 - reference[:, :, y0:y0 + h, x0:x0 + w]
+        x = F.interpolate(x, size=(c.basis_size, c.basis_size), mode="area").flatten(1)
+        k = min(self.basis.shape[0], x.shape[0], x.shape[1])
+        _, s, v = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+        self.basis.zero_()
+        self.basis[:k] = (s[:k, None] * v[:k]) / max(1.0, x.shape[0] ** 0.5)
+        self.coef.weight.zero_()
+        self.coef.bias.zero_()
+
+    def state(self) -> dict:
+        """Everything needed to rebuild it (`from_state`): config, weights, reference, normalisation."""
+        return {"config": self.config.to_dict(), "weights": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "PocketStudent":
+        w = state["weights"]
+        m = cls(w["reference"].numpy(), w["mean"].numpy(), w["std"].numpy(), PocketConfig.from_dict(state["config"]))
+        m.load_state_dict(w)
+        return m.eval()
+
+
+def n_parameters(module: nn.Module) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+__all__ = ["PocketConfig", "PocketStudent", "CONFIGS", "motion_stats", "base_grid", "scaled_roi", "n_parameters"]

@@ -1,0 +1,216 @@
+"""The pocket renderer (talkinghead.pocket): a student distilled in seconds on the sample profile beats the static
+reference and the nearest training frame on held-out lines, paints only its region, streams frame by frame equal to
+its batch output, exports to ONNX within 1e-4, is registered (hashed) as the renderer variant "pocket" that the live
+engine runs, and bad inputs are one sentence.
+
+The bundle is the sample portrait baked and exported (fp32 only) with a small Audio2Motion whose output moves and an
+idle track, as in tests/test_live.py; motions come from a procedural dataset (`dataset.synthetic_dataset`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from talkinghead import a2m, bake, cli, dataset, layout, live, pocket  # noqa: E402
+from talkinghead.audio import FeatureParams  # noqa: E402
+from talkinghead.errors import BundleError, DatasetError  # noqa: E402
+from talkinghead.fileio import load_json, sha256_file  # noqa: E402
+
+import stage_fixtures as sf  # noqa: E402
+
+# Tiny and fast: 64 px training frames, ~200 teacher frames, a few hundred steps (seconds on two cores).
+CFG = pocket.DistillConfig(steps=300, train_size=64, n_train=160, n_held=40, batch=16, lr=4e-3)
+REPO = Path(__file__).resolve().parents[1]
+MARGIN_DB = 1.0     # "a clear margin" over both baselines on held-out lines
+
+
+def _moving_a2m() -> a2m.Audio2Motion:
+    torch.manual_seed(0)
+    m = a2m.Audio2Motion(a2m.A2MConfig(hidden=32))
+    with torch.no_grad():
+        m.head.weight.normal_(0, 0.3)
+        m.feat_mean.fill_(-6.0)
+        m.feat_std.fill_(3.0)
+        std = torch.full((layout.MOTION_DIM,), 0.01)
+        std[layout.POSE] = 2.0
+        m.motion_std.copy_(std)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """(bundle folder, LivePortrait, synthetic dataset, DistillResult with pocket.onnx exported and registered)."""
+    from talkinghead.export import export_bundle
+
+    lp = sf.liveportrait()
+    path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("pocket") / "avatar", lp=lp)
+    model = _moving_a2m()
+    rng = np.random.default_rng(1)
+    idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (120, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
+                          a2m.IDLE_DIMS.copy(), 25.0, 12)
+    a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model, model.config, FeatureParams(), {},
+                        mode="idle_from_recording", idle=idle)
+    bake.add_files(path, [a2m.CHECKPOINT_NAME])
+    with sf.one_thread():
+        export_bundle(path, None, variants=("fp32",), progress=False, lp=lp)
+    ds = dataset.synthetic_dataset(n_lines=6, seed=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = pocket.distill(path, ds, config=CFG, lp=lp, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return path, lp, ds, result
+
+
+# ------------------------------------------------------------------------------------------------------- quality
+def test_student_beats_static_reference_and_nearest_frame(env):
+    e = env[3].evaluation
+    assert e["frames"] == 40 and e["lines"]
+    assert e["psnr_student"] > e["psnr_static"] + MARGIN_DB, e
+    assert e["psnr_student"] > e["psnr_nearest"] + MARGIN_DB, e
+    assert np.isfinite(e["psnr_512"]) and 0.0 < e["ssim_512"] <= 1.0
+    # training improved on held-out lines, not only on the training frames
+    h = env[3].history
+    assert h["held_psnr"][-1] > h["held_psnr"][0]
+
+
+def test_held_out_lines_are_never_trained_on(env):
+    m = env[3].data.motions
+    held_lines = set(m.line[m.held_out]) - {""}
+    train_lines = set(m.line[~m.held_out]) - {""}
+    assert held_lines and not held_lines & train_lines
+    kinds = m.counts()
+    for k in ("recording", "audio2motion", "emotion", "idle", "perturbed", "rest"):
+        assert k in kinds, kinds
+    assert kinds["idle"][1] == kinds["perturbed"][1] == 0          # only line motions are held out
+    n = len(env[3].data.train)
+    assert not m.held_out[:n].any() and m.held_out[n:].all()
+
+
+# ------------------------------------------------------------------------------------------------------- the student
+def test_untrained_student_is_the_reference_and_paints_only_its_region():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 1, (3, 512, 512)).astype(np.float32)
+    mean, std = pocket.motion_stats(rng.normal(0, 0.01, (50, 69)))
+    m = torch.from_numpy(rng.normal(0, 0.02, (3, 69)).astype(np.float32))
+    s = pocket.PocketStudent(ref, mean, std, pocket.PocketConfig(channels=(8, 8), roi=(128, 64, 256, 320)))
+    with torch.no_grad():
+        np.testing.assert_array_equal(s(m).numpy(), np.broadcast_to(ref, (3, 3, 512, 512)))
+        for p in s.head.parameters():
+            p.normal_(0, 0.5)
+        out = s(m).numpy()
+    inside = np.zeros((512, 512), bool)
+    inside[128:384, 64:384] = True
+    np.testing.assert_array_equal(out[:, :, ~inside], np.broadcast_to(ref[:, ~inside], (3, 3, int((~inside).sum()))))
+    assert np.abs(out[:, :, inside] - ref[:, inside]).mean() > 0.01
+
+
+def test_streaming_one_frame_at_a_time_equals_the_batch(env):
+    s = env[3].student
+    m = torch.from_numpy(env[3].data.motions.motion[-7:])
+    with torch.no_grad():
+        batch = s(m)
+        single = torch.cat([s(m[i:i + 1]) for i in range(len(m))])
+    assert float((batch - single).abs().max()) < 1e-5
+    sess = pocket.bundle_entry.session(env[0] / pocket.POCKET_FILE)
+    one = np.concatenate([sess.run(None, {"motion": m[i:i + 1].numpy()})[0] for i in range(len(m))])
+    np.testing.assert_allclose(one, sess.run(None, {"motion": m.numpy()})[0], atol=1e-5, rtol=0)
+
+
+def test_onnx_export_matches_pytorch(env):
+    path, _, _, r = env
+    motions = r.data.motions.motion[::17]
+    p = pocket.parity(r.student, path / pocket.POCKET_FILE, motions)
+    assert p["max_abs_err"] < 1e-4 and p["ok"], p
+    assert r.entry["max_abs_err"] < 1e-4
+
+
+def test_flop_counter_counts_a_known_graph(tmp_path):
+    conv = torch.nn.Sequential(torch.nn.Linear(69, 16 * 8 * 8), torch.nn.Unflatten(1, (16, 8, 8)),
+                               torch.nn.Conv2d(16, 4, 3, padding=1)).eval()
+    f = tmp_path / "tiny.onnx"
+    torch.onnx.export(conv, (torch.zeros(1, 69),), str(f), opset_version=17, dynamo=False, input_names=["motion"])
+    c = pocket.count_onnx(f)
+    gemm = 2 * 69 * 1024 + 1024
+    conv_f = 2 * 4 * 8 * 8 * 16 * 9 + 4 * 8 * 8
+    assert c["by_op"] == {"Conv": conv_f, "Gemm": gemm} and c["total"] == gemm + conv_f
+    assert pocket.count_torch(conv) == 2 * 69 * 1024 + 2 * 4 * 8 * 8 * 16 * 9
+
+
+# ------------------------------------------------------------------------------------------------------- the bundle
+def test_manifest_entry_is_hashed_and_the_runtime_loads_it(env):
+    path, _, _, r = env
+    manifest = load_json(path / "manifest.json")
+    entry = manifest["models"]["renderer"]["variants"]["pocket"]
+    assert entry["file"] == pocket.POCKET_FILE
+    assert manifest["files"][pocket.POCKET_FILE]["sha256"] == sha256_file(path / pocket.POCKET_FILE)
+    assert "fp32" in manifest["models"]["renderer"]["variants"]      # the other variants stay
+    assert 0 < entry["gflop_per_frame"] < 2.0 and entry["latency_ms"] > 0 and entry["cpu_threads"] == 2
+    assert entry["psnr_db"] == round(r.evaluation["psnr_512"], 2)
+    assert entry["held_out"]["psnr_db_student"] > entry["held_out"]["psnr_db_static"]
+    rt = live.BundleRuntime(path, variant="pocket", threads=1)
+    assert rt.variant == "pocket" and rt.files["renderer"] == pocket.POCKET_FILE
+
+
+def test_live_engine_streams_speech_through_the_pocket_renderer(env):
+    from talkinghead.export import paste_module
+
+    path, _, _, r = env
+    rt = live.BundleRuntime(path, variant="pocket", threads=1)
+    t = np.arange(int(0.5 * 16000)) / 16000
+    x = (np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2 * 0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    eng = live.LiveEngine(rt, mode="preview", verbose=False)
+    frames = np.stack([f.image for f in eng.frames(live.ArraySource(x, 16000, chunk=320))])
+    assert frames.shape == (12, *rt.portrait.shape) and eng.report.variant == "pocket"
+    assert (np.abs(np.diff(frames.astype(int), axis=0)).max(axis=(1, 2, 3)) > 0).all()     # the face moves
+    motion = rt.motion_offline(x)
+    b = bake.load_bundle(path)
+    with torch.no_grad():
+        ref = paste_module(b)(r.student(torch.from_numpy(motion))).numpy()
+    ref = np.rint(np.clip(ref, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    assert np.abs(frames.astype(int) - ref.astype(int)).max() <= 2
+
+
+# ------------------------------------------------------------------------------------------------------- bad inputs
+def test_bundle_without_models_is_one_sentence(tmp_path, env):
+    path = bake.bake(bake.sample_portrait(), tmp_path / "avatar", lp=env[1])
+    with pytest.raises(BundleError, match=r"no exported models.*export it first"):
+        pocket.distill(path, env[2], config=CFG, lp=env[1], progress=False)
+
+
+def test_missing_dataset_is_one_sentence(tmp_path, env, workspace, capsys):
+    with pytest.raises(DatasetError, match=r"no such dataset"):
+        pocket.resolve_inputs(env[0], tmp_path / "nope.npz")
+    with pytest.raises(DatasetError, match=r"no dataset; extract one"):
+        pocket.resolve_inputs(env[0], None)
+    assert cli.main(["distill", "--bundle", str(env[0])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "dataset.npz" in err and len(err.splitlines()) == 1
+
+
+def test_one_line_dataset_is_one_sentence(env):
+    ds = dataset.synthetic_dataset(n_lines=1, seed=2)
+    with pytest.raises(DatasetError, match="at least 2"):
+        pocket.gather_motions(ds, None, n_train=10, n_held=5)
+
+
+# ------------------------------------------------------------------------------------------------------- benchmark
+def test_benchmark_quick_mode_runs(tmp_path):
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_pocket.py"), "--quick"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "pocket fp32" in r.stdout and "GFLOP" in r.stdout
+
+
+def test_config_round_trip():
+    c = dataclasses.replace(pocket.CONFIGS["full"], roi=(0, 32, 480, 448))
+    assert pocket.PocketConfig.from_dict(c.to_dict()) == c
