@@ -363,6 +363,11 @@ def test_a_full_disk_during_bake_is_one_sentence_and_keeps_the_old_bundle(baked,
     (["speak", "--text", "hi", "--out", "no_extension"], ["no_extension", ".mp4"]),
     (["export", "--bundle", "no_such_bundle"], ["--bundle no_such_bundle"]),
     (["corpus", "--limit", "0"], ["--limit 0"]),
+    (["distill", "--steps", "0"], ["--steps 0"]),
+    (["distill", "--bundle", "no_such_bundle"], ["--bundle no_such_bundle"]),
+    (["serve", "no_such_bundle"], ["no_such_bundle", "no such folder"]),
+    (["serve", "--port", "70000"], ["--port 70000"]),
+    (["train", "--dataset", "no_such.npz"], ["no_such.npz", "no such dataset"]),
 ])
 def test_bad_flags_are_one_sentence_and_exit_2_before_anything_runs(argv, words, tmp_path, capsys):
     ws = tmp_path / "ws"

@@ -31,7 +31,7 @@ def check_args(args) -> None:
     _check_folder("--workspace", getattr(args, "workspace", None) or os.environ.get(WORKSPACE_ENV), create=True)
     if getattr(args, "weights_dir", None):
         _check_folder("--weights-dir", args.weights_dir, create=False)
-    for name in ("epochs", "min_count", "limit", "lines"):
+    for name in ("epochs", "min_count", "limit", "lines", "frames", "held_out", "steps"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             flag = "--" + name.replace("_", "-")
@@ -40,6 +40,8 @@ def check_args(args) -> None:
     port = getattr(args, "port", None)
     if port is not None and not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: not a TCP port; use 1024-65535 (or 0 for any free port).")
+    _check_bundle_flag(args)
+    _check_input_file("--dataset", getattr(args, "dataset", None), "dataset")
     check = _CHECKS.get(getattr(args, "command", None))
     if check:
         check(args)
@@ -84,6 +86,7 @@ def _check_input_file(flag: str, value, what: str) -> None:
 
 
 def _check_bundle_flag(args) -> None:
+    """`--bundle` (or serve's BUNDLE) must be a folder with a manifest.json."""
     value = getattr(args, "bundle", None)
     if value is None:
         return
@@ -125,13 +128,7 @@ def _extract(args) -> None:
         raise UsageError(f"--out {args.out}: is a folder; name the dataset file, such as {Path(args.out) / 'dataset.npz'}.")
 
 
-def _train(args) -> None:
-    _check_input_file("--dataset", args.dataset, "dataset")
-    _check_bundle_flag(args)
-
-
 def _export(args) -> None:
-    _check_bundle_flag(args)
     asked = [v.strip() for v in str(args.variants).split(",")]
     bad = [v for v in asked if v not in VARIANTS]
     if bad or not asked:
@@ -142,7 +139,6 @@ def _export(args) -> None:
 def _speak(args) -> None:
     _check_input_file("AUDIO", args.audio, "audio")
     _check_text(args.text)
-    _check_bundle_flag(args)
     if args.variant not in ("default", *VARIANTS):
         raise UsageError(f"--variant {args.variant}: not a renderer variant; use default, {', '.join(VARIANTS)}.")
     check_video_out("--out", args.out)
@@ -181,7 +177,7 @@ def _demo(args) -> None:
     _check_text(args.text)
 
 
-_CHECKS = {"bake": _bake, "extract": _extract, "train": _train, "export": _export, "speak": _speak,
+_CHECKS = {"bake": _bake, "extract": _extract, "export": _export, "speak": _speak,
            "corpus": _corpus, "demo": _demo}
 
 
