@@ -713,3 +713,17 @@ def test_a_trained_workspace_rebuilds_no_sample_assets_and_says_nothing_untrue(b
     assert pipeline.ensure_trained("sample") == bundle / "audio2motion.pt"
     assert "training" not in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["avatar"]
+
+
+def test_any_command_tidies_what_killed_runs_left_in_the_workspace(tmp_path, capsys):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout)
+    ws = tmp_path / "ws"
+    (ws / "data").mkdir(parents=True)
+    (ws / f".avatar.{dead}-0123abcd.part").mkdir()
+    (ws / "data" / f".dataset.npz.{dead}-89abcdef.part.npz").write_bytes(b"half")
+    (ws / "data" / "mine.txt").write_text("the user's")
+    code, _, err = run_cli(capsys, "corpus", "--no-tts", "--profile", "sample", "--workspace", ws)
+    assert code == 0, err
+    assert sorted(p.name for p in ws.iterdir()) == ["data"]
+    assert sorted(p.name for p in (ws / "data").iterdir()) == ["corpus", "mine.txt"]

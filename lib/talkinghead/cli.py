@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import paths
 from .bundle import load_bundle
-from .clicheck import check_args, cli_spelling, os_sentence
+from .clicheck import check_args, cli_spelling, os_sentence, tidy_workspace
 from .errors import TalkingHeadError
 from .hub import LICENCE_NOTE, fetch_all
 from .layout import FPS
@@ -34,7 +34,9 @@ The course, stage by stage (each subcommand mirrors one notebook):
   train             04  dataset -> avatar/audio2motion.pt
   export            05  avatar -> ONNX models + manifest.json
   speak             06  new speech -> out/*.mp4 through the exported models
+  distill           07  avatar -> pocket.onnx, a small renderer distilled for this avatar (CPU real time)
   demo                  all of the above on the sample assets, end to end
+  serve                 the avatar in a web page (microphone or audio file), served from this machine
 
 Profiles: 'full' uses the released LivePortrait weights (downloaded once from the hub, or --weights-dir);
 'sample' uses seeded random weights at reduced widths: offline and fast, but every image is noise.
@@ -249,6 +251,30 @@ def cmd_speak(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- distill (07)
+def _distill_args(p):
+    p.add_argument("--bundle", default=None, help="exported avatar bundle (default: WORKSPACE/avatar)")
+    p.add_argument("--dataset", default=None, help="dataset.npz whose motions the teacher renders (default: the "
+                   "workspace's training dataset, as `train` uses)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="training teacher frames (default: 400 on the sample profile, 3000 on full)")
+    p.add_argument("--held-out", type=int, default=None, help="held-out teacher frames (default: 100 / 250)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: 600 / 8000)")
+    # --device (auto: a GPU when present) is a common flag: where the teacher renders and the student trains
+    p.add_argument("--seed", type=int, default=0)
+
+
+def cmd_distill(args) -> int:
+    from .pocket import DistillConfig, distill
+
+    cfg = DistillConfig(steps=args.steps, n_train=args.frames, n_held=args.held_out, seed=args.seed)
+    r = distill(Path(args.bundle) if args.bundle else None, Path(args.dataset) if args.dataset else None,
+                config=cfg, device=args.device or "auto")
+    print(r.summary())
+    print('use it: python -m talkinghead speak --variant pocket --text "..."')
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 DEMO_SENTENCE = "你好，我是你的数字分身。Hello, I am your talking avatar."
 
@@ -286,6 +312,17 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve (the browser page)
+def _serve_args(p):
+    from .serve import add_arguments
+    add_arguments(p)
+
+
+def cmd_serve(args) -> int:
+    from .serve import run_cli
+    return run_cli(args)
+
+
 COMMANDS = {
     "setup": ("00: check the machine and fetch (or build) the LivePortrait weights", _setup_args, cmd_setup),
     "corpus": ("01: write the recording script (script.md) and synthesise each line (audio/*.wav, index.json)",
@@ -298,8 +335,12 @@ COMMANDS = {
     "train": ("04: dataset -> avatar/audio2motion.pt (+ metrics JSON)", _train_args, cmd_train),
     "export": ("05: avatar -> ONNX models (renderer, paste, audio2motion) + manifest", _export_args, cmd_export),
     "speak": ("06: new speech (audio file or --text) -> mp4 through the exported models", _speak_args, cmd_speak),
+    "distill": ("07: avatar -> pocket.onnx, a small per-avatar renderer distilled from the full one (renderer "
+                "variant 'pocket', 25 fps on a CPU)", _distill_args, cmd_distill),
     "demo": ("the whole course end to end on the sample assets -> out/demo.mp4 + the avatar bundle",
              _demo_args, cmd_demo),
+    "serve": ("the avatar in a browser: a local web page (microphone or audio file in, the face in sync) running "
+              "the bundle with onnxruntime-web", _serve_args, cmd_serve),
 }
 
 
@@ -314,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_args(args)
         _apply_env(args)
+        tidy_workspace()  # what killed runs left behind
         return COMMANDS[args.command][2](args) or 0
     except TalkingHeadError as e:
         return _fail(parser, str(e), 2)

@@ -2,8 +2,9 @@
 
 `check_args` raises `UsageError` (exit status 2) for a missing input file, a folder where a file belongs (or the
 reverse), an unknown profile in `$TALKINGHEAD_PROFILE`, a frame rate the audio features cannot use, empty text, an
-out-of-range number. `cli_spelling` rewrites the Python spelling in the package's messages (`profile='sample'`) into
-the flags a command-line user types (`--profile sample`); `os_sentence` turns an OSError into one sentence.
+out-of-range number. `tidy_workspace` removes what killed runs left behind. `cli_spelling` rewrites the Python
+spelling in the package's messages (`profile='sample'`) into the flags a command-line user types (`--profile
+sample`); `os_sentence` turns an OSError into one sentence.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import re
 from pathlib import Path
 
 from .errors import TalkingHeadError
+from .fileio import clean_stale
+from .paths import WORKSPACE_ENV, workspace
 from .profiles import PROFILE_ENV, PROFILES
-from .paths import WORKSPACE_ENV
 
 VARIANTS = ("fp32", "fp16", "int8")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
@@ -179,6 +181,19 @@ def _demo(args) -> None:
 
 _CHECKS = {"bake": _bake, "extract": _extract, "export": _export, "speak": _speak,
            "corpus": _corpus, "demo": _demo}
+
+
+def tidy_workspace() -> list[str]:
+    """Remove what killed runs left in the workspace's folders (hidden `.part` files and folders of dead processes,
+    a commit cut short is finished: `fileio.clean_stale`); never fails a command. Returns what was tidied."""
+    done = []
+    root = workspace(create=False)
+    for folder in (root, root / "data", root / "avatar", root / "out"):
+        try:
+            done += [str(folder / n) for n in clean_stale(folder)]
+        except (OSError, TalkingHeadError):
+            pass
+    return done
 
 
 # ------------------------------------------------------------------------------------------------------ messages
