@@ -2,11 +2,12 @@
 loads a sample-profile bundle with onnxruntime-web and
 
 - renders, for a fixed audio file, frames whose pixels match the Python live engine's (`talkinghead.live`) for the
-  same audio: at most 2 grey levels on any pixel, mean under 0.05 (onnxruntime-web's wasm kernels round differently
+  same audio: at most 2 grey levels on any pixel, mean under 0.01 (measured: 1 and 3e-6; onnxruntime-web's wasm kernels round differently
   from onnxruntime's CPU ones; the sample profile's generator amplifies float rounding, see talkinghead.export);
-- keeps sound and picture in sync in live mode: frame k is shown at input time k/fps + delay (the sound is played
-  `delay` late), never before it, and within one frame period (40 ms) for the median frame, within one render time
-  for every frame (a render on this shared 2-core machine can overrun its estimate);
+- keeps sound and picture in sync in live mode: the sound is played `delay` late and frame k is due at input time
+  k/fps + delay; a frame ready by then is shown at that time (never before it, at most one frame period, 40 ms,
+  after it), a frame whose render overran (this 2-core machine is shared) is shown within 100 ms of being ready,
+  and the delay the page picks covers a render (at least one frame on time);
 - takes the microphone through Chromium's fake capture device (fed a wav) once permission is granted;
 - says clearly: no microphone permission, a file that is not audio, a bundle of another format version, a model
   whose hash does not match the manifest.
@@ -31,7 +32,8 @@ import pytest
 from talkinghead import serve
 
 SR, SPF, FPS = 16000, 640, 25
-PIXEL_MAX, PIXEL_MEAN = 2, 0.05
+PIXEL_MAX, PIXEL_MEAN = 2, 0.01        # measured here: 1 and 3e-6
+LATE_SHOWN_S = 0.1                     # a late frame is on screen this soon after it is ready
 
 
 # ------------------------------------------------------------------------------------------------------- fixtures
@@ -44,9 +46,10 @@ def bundle(tmp_path_factory):
     from talkinghead import a2m, bake, features_onnx, layout
     from talkinghead.audio import FeatureParams
     from talkinghead.export import export_bundle
-    from talkinghead.liveportrait import load_liveportrait
 
-    lp = load_liveportrait(profile="sample")
+    from stage_fixtures import liveportrait, one_thread
+
+    lp = liveportrait()                                     # shared with the other stage tests of this process
     path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("browser") / "avatar", lp=lp)
     torch.manual_seed(0)
     model = a2m.Audio2Motion(a2m.A2MConfig(hidden=32))
@@ -63,7 +66,8 @@ def bundle(tmp_path_factory):
     a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model.eval(), model.config, FeatureParams(), {},
                         mode="idle_from_recording", idle=idle)
     bake.add_files(path, [a2m.CHECKPOINT_NAME])
-    export_bundle(path, None, variants=("fp32",), progress=False, lp=lp, n_eval=1, latency_frames=1)
+    with one_thread():                                     # steadier on a shared 2-core machine
+        export_bundle(path, None, variants=("fp32",), progress=False, lp=lp, n_eval=1, latency_frames=1)
     if "features" not in json.loads((path / "manifest.json").read_text())["models"]:
         features_onnx.export_features(path)
     return path
@@ -167,10 +171,15 @@ def test_live_mode_keeps_sound_and_picture_in_sync(app, speech, tmp_path):
     assert r["frames"] == -(-_samples(speech[1]) // SPF)
     assert r["rendered"] >= 2 and r["rendered"] + r["dropped"] == r["frames"]
     shown = np.array(r["shown"], float)
-    late = shown[:, 1] - (shown[:, 0] / FPS + delay)       # shown at input time k/fps + delay
-    assert (late >= -0.003).all(), late                    # never early
-    assert np.median(late) <= 1 / FPS, late
-    assert late.max() <= r["render_p95_ms"] / 1000 + 1 / FPS, (late, r["render_p95_ms"])
+    due = shown[:, 0] / FPS + delay                        # frame k is due at input time k/fps + delay
+    ready = {int(k): t_ready for k, _, t_ready in r["renders"]}
+    on_time = np.array([ready[int(k)] <= d for k, d in zip(shown[:, 0], due)])
+    err = shown[:, 1] - due
+    assert (err >= -0.003).all(), err                      # never early
+    assert (err[on_time] <= 1 / FPS).all(), (err, on_time)  # a frame ready in time is shown at its time
+    late_by = shown[~on_time, 1] - np.array([ready[int(k)] for k in shown[~on_time, 0]])
+    assert (late_by <= LATE_SHOWN_S).all(), late_by        # a late one is shown as soon as it is ready
+    assert on_time.sum() >= 1, r                           # the delay covers a render
     assert shown[-1, 0] == r["frames"] - 1                 # the last frame is shown
     assert r["latency_mean_ms"] > 0 and r["achieved_fps"] > 0
     fps_text = page.inner_text("#fps")
@@ -257,10 +266,13 @@ def _get(url):
         return e.code, b"", dict(e.headers)
 
 
-def test_server_serves_only_the_page_the_listed_files_and_the_runtime(tmp_path):
+def test_server_serves_only_the_page_the_listed_files_and_the_runtime(bundle, tmp_path):
     from talkinghead import bake
 
-    path = bake.bake(bake.sample_portrait(), tmp_path / "avatar")
+    path = _copy(bundle, tmp_path)
+    m = json.loads((path / "manifest.json").read_text())
+    del m["models"]["features"]                             # as a bundle exported before features.onnx
+    (path / "manifest.json").write_text(json.dumps(m))
     (path / "secret.txt").write_text("not listed")
     ort = tmp_path / "ort"
     ort.mkdir()
@@ -278,7 +290,8 @@ def test_server_serves_only_the_page_the_listed_files_and_the_runtime(tmp_path):
             assert _get(url + bad)[0] == 404, bad
         cfg = json.loads(_get(url + "config.json")[1])
         assert cfg["format_version"] == bake.FORMAT_VERSION and cfg["ort"] == "/ort/" + serve.ORT_ENTRY
-        assert cfg["features_fallback"] == "/generated/features.onnx"       # baked, not exported yet
+        assert cfg["features_fallback"] == "/generated/features.onnx"
+        assert cfg["idle_first"] == int(np.random.default_rng(0).integers(m["models"]["audio2motion"]["idle"]["frames"]))
         assert _get(url + "generated/features.onnx")[1][:2] == b"\x08\x08"    # an ONNX model (ir_version 8)
     finally:
         srv.shutdown()
@@ -289,14 +302,18 @@ def test_idle_start_matches_numpy():
     assert cfg["idle_first"] == int(np.random.default_rng(0).integers(90))
 
 
-def test_cli_without_the_web_runtime(tmp_path):
-    from talkinghead import bake
+def test_cli_says_what_is_missing(bundle, tmp_path):
+    import os
 
-    path = bake.bake(bake.sample_portrait(), tmp_path / "avatar")
-    env = {**__import__("os").environ, "TALKINGHEAD_ORT_WEB": str(tmp_path / "nothing"), "XDG_CACHE_HOME": str(tmp_path)}
-    r = subprocess.run([sys.executable, "-m", "talkinghead", "serve", str(path), "--port", "0"], env=env,
-                       capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "TALKINGHEAD_ORT_WEB": str(tmp_path / "nothing"), "XDG_CACHE_HOME": str(tmp_path)}
+
+    def serve_cli(path, **extra):
+        return subprocess.run([sys.executable, "-m", "talkinghead", "serve", str(path), "--port", "0"],
+                              env={**env, **extra}, capture_output=True, text=True, timeout=60)
+
+    r = serve_cli(bundle)                                   # TALKINGHEAD_ORT_WEB names a folder without it
     assert r.returncode == 2 and "no onnxruntime-web here" in r.stderr and "--install-web-runtime" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "talkinghead", "serve", str(tmp_path / "none")], env={**env,
-                       "TALKINGHEAD_ORT_WEB": ""}, capture_output=True, text=True, timeout=60)
+    r = serve_cli(bundle, TALKINGHEAD_ORT_WEB="")           # nothing in the cache either
     assert r.returncode == 2 and "onnxruntime-web is not installed" in r.stderr
+    r = serve_cli(tmp_path)                                 # a folder that is not a bundle
+    assert r.returncode == 2 and "not an avatar bundle" in r.stderr and r.stderr.count("\n") == 1

@@ -303,6 +303,7 @@ def run_cli(args) -> int:
     from .paths import avatar_dir
 
     bundle = Path(args.bundle) if args.bundle else avatar_dir()
+    manifest = read_manifest(bundle)
     dist = find_ort_web(args.ort_web)
     if dist is None:
         raise TalkingHeadError(f"onnxruntime-web is not installed (looked in $TALKINGHEAD_ORT_WEB and {web_cache_dir()}); "
@@ -310,7 +311,6 @@ def run_cli(args) -> int:
     version = ort_web_version(dist)
     if version and version != ORT_WEB_VERSION:
         print(f"note: {dist} holds onnxruntime-web {version}; this page is tested with {ORT_WEB_VERSION}.")
-    manifest = read_manifest(bundle)
     if manifest.get("format_version") != _format_version():
         print(f"note: {bundle / 'manifest.json'} has format version {manifest.get('format_version')}, this "
               f"talkinghead reads {_format_version()}: the page will say so.")

@@ -13,6 +13,7 @@
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
 const FORMAT = 'talkinghead-avatar';
+const OFFLINE_MAX_S = 60;
 
 class PageError extends Error {}
 
@@ -29,8 +30,8 @@ function showError(msg) {
 function clearError() { page.error = null; $('error').hidden = true; }
 
 function showWarning(msg) {
-  page.warning = msg;
-  $('warning').textContent = msg;
+  page.warning = page.warning ? `${page.warning}\n${msg}` : msg;
+  $('warning').textContent = page.warning;
   $('warning').hidden = false;
 }
 
@@ -291,9 +292,19 @@ class Stream {
     this.times = { features: 0, a2m: 0 };
   }
 
-  push(x) { this.samples += x.length; const c = Float32Array.from(x); return (this.queue = this.queue.then(() => this._push(c))); }
+  push(x) { this.samples += x.length; const c = Float32Array.from(x); return this._then(() => this._push(c)); }
 
-  flush() { return (this.queue = this.queue.then(() => this._flush())); }
+  flush() { return this._then(() => this._flush()); }
+
+  _then(step) {
+    // steps run one after another; a failure is said on the page once, and the stream stops computing
+    this.queue = this.queue.then(() => (this.failed ? null : step())).catch((e) => {
+      this.failed = true;
+      showError(`The audio could not be processed (${e.message || e}): reload the page; if it happens again, ` +
+        'export the bundle again.');
+    });
+    return this.queue;
+  }
 
   async _push(x) {
     const rt = this.rt, b = new Float32Array(this.buf.length + x.length);
@@ -365,7 +376,7 @@ class LiveRun {
     this.delay = app.delayFor(app.renderS);
     this.motions = new Map(); this.ready = new Map();
     this.next = 0; this.shownK = -1; this.lastK = null;
-    this.shown = []; this.latencies = []; this.renderMs = [];
+    this.shown = []; this.latencies = []; this.renderMs = []; this.renders = [];
     this.dropped = 0; this.late = 0; this.rendered = 0; this.done = false;
     this.stream = new Stream(rt, (k, m) => { this.motions.set(k, m); this._wake(); });
     this.wake = null;
@@ -401,7 +412,7 @@ class LiveRun {
       }
       const k = this.next++;
       const m = this.motions.get(k); this.motions.delete(k);
-      const t = performance.now();
+      const t = performance.now(), start = this.ctx.currentTime - this.t0;
       const rgba = await rt.render(m);
       const took = (performance.now() - t) / 1000;
       this.estRender = this.rendered === 0 ? took : 0.7 * this.estRender + 0.3 * took;
@@ -409,6 +420,7 @@ class LiveRun {
       const readyAt = this.ctx.currentTime;
       this.latencies.push(1000 * (readyAt - this.arrival((k + 1) * rt.spf)));
       this.ready.set(k, rgba);
+      this.renders.push([k, start, readyAt - this.t0]);
     }
   }
 
@@ -430,9 +442,13 @@ class LiveRun {
       this.app.showStats(this);
       if (this.ended && this.lastK !== null && this.shownK >= this.lastK) return this.stop();
       if (this.ended && this.lastK !== null && now > this.due(this.lastK) + 2) return this.stop();
-      requestAnimationFrame(tick);
     };
-    requestAnimationFrame(tick);
+    // the animation frame draws; a 5 ms timer as well, so a frame is not held back when animation frames are
+    // throttled (a busy machine, a background tab)
+    const raf = () => { tick(); if (this.running) requestAnimationFrame(raf); };
+    const timer = () => { tick(); if (this.running) setTimeout(timer, 5); };
+    requestAnimationFrame(raf);
+    setTimeout(timer, 5);
   }
 
   async end() {
@@ -453,7 +469,7 @@ class LiveRun {
     const first = this.shown.length ? this.shown[0][1] : 0, last = this.shown.length ? this.shown.at(-1)[1] : 0;
     this.report = {
       kind: this.kind, mode: 'live', fps: this.rt.fps, delay_ms: 1000 * this.delay, frames: this.lastK === null ? null : this.lastK + 1,
-      rendered: this.rendered, dropped: this.dropped, late: this.late, shown: this.shown,
+      rendered: this.rendered, dropped: this.dropped, late: this.late, shown: this.shown, renders: this.renders,
       achieved_fps: this.shown.length > 1 ? (this.shown.length - 1) / (last - first) : 0,
       latency_mean_ms: lat.mean, latency_p95_ms: lat.p95, render_mean_ms: rm.mean, render_p95_ms: rm.p95,
       ep: this.rt.ep, renderer: this.rt.renderer.name,
@@ -507,6 +523,10 @@ class App {
       `${rt.renderer.name} · ${rt.ep}${rt.ep === 'wasm' ? ` (${ort.env.wasm.numThreads} threads)` : ''}`;
     $('runtime-info').textContent = `onnxruntime-web ${cfg.ort_version}, talkinghead ${cfg.talkinghead}, ` +
       `lookahead ${1000 * rt.L / rt.fps} ms, one frame renders in ${(1000 * this.renderS).toFixed(0)} ms.`;
+    if (mf.profile === 'sample') {
+      showWarning('Sample profile: the networks have seeded random weights, so the face is noise (every code path ' +
+        'is the real one). Bake and export with the full profile for a real face.');
+    }
     if (rt.renderer.slow) {
       showWarning(`This bundle has no pocket renderer: the full renderer (${rt.renderer.name}) is used, which is ` +
         `slow in a browser (${(1000 * this.renderS).toFixed(0)} ms a frame here; 25 fps needs 40 ms), so frames ` +
@@ -607,6 +627,10 @@ class App {
   async runOffline(samples, name, play = true) {
     // every frame rendered as fast as possible (no clock), then played with the sound (talkinghead.live's preview)
     const rt = this.rt;
+    if (samples.length > OFFLINE_MAX_S * rt.sr) {
+      throw new PageError(`${name} lasts ${(samples.length / rt.sr).toFixed(0)} s: the all-frames mode keeps every ` +
+        `frame in memory and takes at most ${OFFLINE_MAX_S} s; use the live mode for longer audio.`);
+    }
     this.busy(true);
     const motions = [];
     const stream = new Stream(rt, (k, m) => { motions[k] = m; });
@@ -742,6 +766,7 @@ $('mic').onclick = () => guarded(() => app.startMic());
 $('stop').onclick = () => guarded(() => app.stop());
 $('file').onchange = (ev) => {
   const f = ev.target.files[0];
+  ev.target.value = '';                            // choosing the same file again plays it again
   if (f) guarded(async () => app.playFile(await f.arrayBuffer(), f.name));
 };
 const drop = $('drop');
