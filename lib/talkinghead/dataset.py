@@ -293,7 +293,7 @@ def _viseme_track(rng: np.random.Generator, n: int, fps: float) -> np.ndarray:
     return np.clip(_smooth(a, 0.8) * ends, 0, 1)
 
 
-_SYN_K = 30.0          # FACTS.md's editor directions are scaled by this so offsets look like real LivePortrait exp
+_SYN_K = 30.0          # docs/facts.md's editor directions are scaled by this so offsets look like real LivePortrait exp
 _SYN_MELS = (4, 80)    # (mel frames per video frame, mel bins) of the synthetic features
 
 
@@ -302,7 +302,7 @@ def synthetic_dataset(n_lines: int = 24, seed: int = 0, fps: float = float(layou
     """A procedural dataset in which mouth motion is a learnable function of the audio features (tests, notebook 04).
 
     Per corpus line: a viseme-like mouth-opening track `a` (0..1, syllables at 3-5 Hz, closed at the line's ends) and
-    a rounding track `w`. Motion follows FACTS.md's editor directions scaled by K=30 so offsets look like real
+    a rounding track `w`. Motion follows docs/facts.md's editor directions scaled by K=30 so offsets look like real
     LivePortrait exp (~0.01-0.05): "aaa" (kp19.y += 0.001 K a, kp19.z += 0.0001 K a, kp17.y -= 0.0001 K a, pitch
     -= 0.05 K a / 10), "woo" on kp14/kp3/kp7/kp17, a smile offset per emotion label; plus idle motion that the audio
     does NOT explain: slow head sway (pose, t), blinks (eye keypoints), measurement noise.

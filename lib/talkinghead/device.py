@@ -7,7 +7,7 @@
 
 Precision is LivePortrait's own: the weights stay float32 and rendering on CUDA runs under
 `torch.autocast("cuda", float16)` (convolutions and matmuls in half, norms, softmax and exp in float32). Measured on an
-H200 against float32 (FACTS.md): 29.2 dB PSNR (32.4 dB compiled), where casting the networks with `.half()` gives
+H200 against float32 (docs/facts.md): 29.2 dB PSNR (32.4 dB compiled), where casting the networks with `.half()` gives
 21.6 dB and `.bfloat16()` 12.2 dB. On the CPU and MPS nothing changes: float32, and no bfloat16 CPU autocast is ever
 switched on behind the user's back.
 
@@ -24,7 +24,7 @@ DEVICE_ENV = "TALKINGHEAD_DEVICE"
 CHOICES = ("auto", "cpu", "cuda", "mps")
 RENDER_BATCH = {"cuda": 16, "mps": 4, "cpu": 8}    # offline rendering: frames per forward pass, by device type
 MPS_MIN_TORCH = (2, 9)                             # the first with grid_sampler_3d on MPS (pytorch PR 160541)
-COMPILE_WARMUP_S = 30                              # torch.compile of the renderer on an H200 (FACTS.md): 25-30 s
+COMPILE_WARMUP_S = 30                              # torch.compile of the renderer on an H200 (docs/facts.md): 25-30 s
 
 
 def resolve_device(device="auto"):

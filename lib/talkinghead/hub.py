@@ -15,7 +15,7 @@ from .errors import WeightsError
 HUB_REPO = "KwaiVGI/LivePortrait"
 WEIGHTS_ENV = "TALKINGHEAD_WEIGHTS_DIR"
 
-# Paths inside the hub repo (see shared/conformance/manifest.json and FACTS.md).
+# Paths inside the hub repo (see docs/facts.md).
 LIVEPORTRAIT_FILES = {
     "appearance_feature_extractor": "liveportrait/base_models/appearance_feature_extractor.pth",
     "motion_extractor": "liveportrait/base_models/motion_extractor.pth",

@@ -30,7 +30,7 @@ MOTION_DIM = 69
 
 NAMES = [f"exp{k}.{a}" for k in range(NUM_KP) for a in "xyz"] + ["pitch", "yaw", "roll", "tx", "ty", "log_scale"]
 
-# Keypoints the reference pipeline treats as lips and eyes (FACTS.md).
+# Keypoints the reference pipeline treats as lips and eyes (docs/facts.md).
 LIP_KP = (6, 12, 14, 17, 19, 20)
 EYE_KP = (11, 13, 15, 16, 18)
 MOUTH_INDICES = np.array([3 * k + a for k in LIP_KP for a in range(3)])  # positions of lip keypoints inside `exp`
@@ -85,7 +85,7 @@ def apply_to_source(motion, source: dict) -> dict:
 
 
 def mouth_open(motion) -> np.ndarray:
-    """Mouth-opening proxy (...,): keypoint 19's y minus keypoint 17's y in `exp` (grows as the jaw opens, FACTS.md)."""
+    """Mouth-opening proxy (...,): keypoint 19's y minus keypoint 17's y in `exp` (grows as the jaw opens, docs/facts.md)."""
     e = unpack(motion)["exp"]
     return e[..., 19, 1] - e[..., 17, 1]
 

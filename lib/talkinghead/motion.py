@@ -170,7 +170,7 @@ def run_motion_extractor(video_path, points: np.ndarray, valid: np.ndarray, lp, 
 def eye_closure(exp: np.ndarray) -> np.ndarray:
     """Eye-closure proxy (N,) from absolute exp (N, 63): grows as the eyes close.
 
-    The blink slider e of FACTS.md moves kp11.y and kp15.y by -0.001 e and kp13.y, kp16.y by +0.0003 e, and its
+    The blink slider e of docs/facts.md moves kp11.y and kp15.y by -0.001 e and kp13.y, kp16.y by +0.0003 e, and its
     negative values close the eyes (the editor's range is -20..5; `talkinghead.sample` blinks with -20), so closing
     is the direction (+0.001, -0.0003) on (11.y and 15.y, 13.y and 16.y).
     """

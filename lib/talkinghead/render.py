@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from . import layout, pixels
 from .crop import CROP_SIZE, paste_grid
 
-# Closing the source's lips: LivePortrait's "aaa" direction (FACTS.md) moves kp19.y by +0.001 and kp17.y by -0.0001
+# Closing the source's lips: LivePortrait's "aaa" direction (docs/facts.md) moves kp19.y by +0.001 and kp17.y by -0.0001
 # per slider unit, i.e. the mouth-open proxy (layout.mouth_open) by 0.0011 per unit.
 MOUTH_OPEN_PER_UNIT = 0.0011
 
 
 def _aaa_direction() -> np.ndarray:
-    """The "aaa" (open mouth) direction in exp (63,), per slider unit (FACTS.md)."""
+    """The "aaa" (open mouth) direction in exp (63,), per slider unit (docs/facts.md)."""
     d = np.zeros((21, 3), np.float32)
     d[19, 1], d[19, 2], d[17, 1] = 0.001, 0.0001, -0.0001
     return d.reshape(63)

@@ -6,7 +6,7 @@ procedural motion track built from the corpus audio's phoneme timings (notebook 
     phoneme timings --VISEMES--> mouth sliders per frame --coarticulation smoothing--> + emotion per line
       + blinks + head sway --EXPRESSIONS (slider -> keypoint offsets)--> motion (N, 69) --render--> mp4 with sound
 
-The slider directions are LivePortrait expression-space facts (FACTS.md: the directions a popular expression editor
+The slider directions are LivePortrait expression-space facts (docs/facts.md: the directions a popular expression editor
 uses); the viseme and emotion tables below are this project's choice, kept here in one documented place. Outputs in
 `data/`: `sample_recording.mp4` (25 fps, audio muxed), `sample_recording.motion.npz` (the exact motion the frames were
 rendered from, and the sliders), `sample_recording.json` (segments = corpus lines with start/end frames, provenance),
@@ -39,7 +39,7 @@ GAP_S = 0.5         # silence between lines
 FORMAT_VERSION = 1
 
 # ----------------------------------------------------------------------------------------------- expression sliders
-# Slider -> exp offsets per unit, as (keypoint, axis, amount); axis 0 = x, 1 = y, 2 = z (FACTS.md).
+# Slider -> exp offsets per unit, as (keypoint, axis, amount); axis 0 = x, 1 = y, 2 = z (docs/facts.md).
 # Brows are not among the checked facts: "brow" is this project's approximation (keypoints 1 and 2, y).
 EXPRESSIONS: dict[str, list[tuple[int, int, float]]] = {
     "aaa": [(19, 1, 0.001), (19, 2, 0.0001), (17, 1, -0.0001)],
@@ -51,7 +51,7 @@ EXPRESSIONS: dict[str, list[tuple[int, int, float]]] = {
     "brow": [(1, 1, -0.001), (2, 1, -0.001)],
 }
 SLIDERS = tuple(EXPRESSIONS)
-PITCH_PER_AAA = -0.05  # degrees of head pitch per "aaa" unit (FACTS.md: the jaw opening tilts the head)
+PITCH_PER_AAA = -0.05  # degrees of head pitch per "aaa" unit (docs/facts.md: the jaw opening tilts the head)
 
 # ----------------------------------------------------------------------------------------------- visemes
 # Mouth shapes as slider values (units of EXPRESSIONS). IPA phonemes from espeak-ng are classified by their letters.

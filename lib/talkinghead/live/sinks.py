@@ -85,7 +85,7 @@ def _in_notebook() -> bool:
 class NotebookSink(Sink):
     """Frames shown live in a notebook (Colab and Jupyter).
 
-    `backend`: "handle" (an IPython display handle updated with each JPEG, FACTS.md's most reliable route), "widget"
+    `backend`: "handle" (an IPython display handle updated with each JPEG, docs/facts.md's most reliable route), "widget"
     (an ipywidgets Image; 7.7.1 and 8 alike; falls back to "handle" when ipywidgets is missing) or "auto" (handle).
     Updates are throttled to what the front end can take: an update is skipped when the previous one was less than
     1.5x its own cost ago (and never faster than `max_fps`). In preview mode the frames are kept as small JPEGs
