@@ -218,16 +218,21 @@ def _with_later_stages(bundle: Path) -> None:
     bundle_format.add_files(bundle, ["renderer.onnx"], models={"renderer": {"file": "renderer.onnx"}})
 
 
-def test_bake_out_into_a_folder_of_the_users_files_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("manifest, words", [(None, "not an avatar bundle"),
+                                              ('{"name": "my web app"}', "not a talkinghead manifest"),
+                                              ('{"format": "talkinghead-av', "damaged")])
+def test_bake_out_into_a_folder_of_the_users_files_is_refused(manifest, words, tmp_path, capsys):
     out = tmp_path / "photos"
     out.mkdir()
     (out / "holiday.jpg").write_bytes(b"the user's photo")
     (out / "notes").mkdir()
     (out / "notes" / "todo.txt").write_text("keep")
+    if manifest is not None:
+        (out / "manifest.json").write_text(manifest)
     before = tree(out)
     code, _, err = run_cli(capsys, "bake", "--out", out, "--profile", "sample", "--workspace", tmp_path / "ws")
     line = one_sentence(err)
-    assert code == 2 and str(out) in line and "not an avatar bundle" in line
+    assert code == 2 and str(out) in line and words in line
     assert tree(out) == before
 
 

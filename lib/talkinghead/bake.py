@@ -189,6 +189,10 @@ def check_out_dir(out_dir: Path) -> None:
         raise TalkingHeadError(f"{out_dir}: is a file, not a folder; choose a folder for the avatar bundle (--out).")
     if _old_manifest(out_dir) is None:
         mine = [e.name for e in sorted(out_dir.iterdir()) if not is_scratch(e.name)]
+        if mine and MANIFEST_FILE in mine:
+            raise TalkingHeadError(f"{out_dir}: its {MANIFEST_FILE} is damaged or not a talkinghead manifest, so its "
+                                   f"{len(mine)} file(s) cannot be told from your own; move them away (or delete the "
+                                   "folder if it is only an old bundle) and bake again.")
         if mine:
             raise TalkingHeadError(f"{out_dir}: holds {len(mine)} file(s) that are not an avatar bundle (such as "
                                    f"{mine[0]!r}), which baking would delete; bake into an empty or new folder "
