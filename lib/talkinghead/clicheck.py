@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from .audio import FeatureParams
 from .errors import TalkingHeadError
 from .fileio import clean_stale
 from .paths import WORKSPACE_ENV, workspace
@@ -100,8 +101,6 @@ def _check_bundle_flag(args) -> None:
 
 def check_fps(fps: float) -> None:
     """A frame rate the audio features can follow: positive, finite, a whole number of 10 ms hops per frame."""
-    from .audio import FeatureParams
-
     ok = isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0 and float(fps).is_integer()
     if ok:
         try:
