@@ -2,7 +2,8 @@
 audio-to-frame latency, for each renderer the bundle has that the page can use (the full renderer, and the pocket
 renderer when `models.renderer.variants.pocket` exists).
 
-    python benchmarks/bench_browser.py                        # a sample-profile bundle built in a temporary folder
+    python benchmarks/bench_browser.py                        # a sample-profile bundle built in a temporary folder,
+                                                              # plus an untrained pocket renderer at released size
     python benchmarks/bench_browser.py --bundle talkinghead-workspace/avatar --seconds 8
 
 For each renderer, two runs of the same espeak-ng sentence through the page's file input:
@@ -51,6 +52,24 @@ def sample_bundle(folder: Path) -> Path:
     export_bundle(path, None, variants=("fp32",), progress=False, lp=lp, n_eval=1, latency_frames=1)
     features_onnx.export_features(path)
     return path
+
+
+def add_pocket(bundle: Path) -> None:
+    """Register an untrained pocket renderer at its released size (pocket.CONFIGS["full"], random weights: the cost
+    does not depend on the values) as the variant "pocket", as benchmarks/bench_pocket.py builds it."""
+    import torch
+
+    from talkinghead import export, pocket
+
+    rng = np.random.default_rng(0)
+    mean, std = pocket.motion_stats(export.random_motions(64, 0))
+    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, pocket.CONFIGS["full"]).eval()
+    with torch.no_grad():
+        for prm in student.head.parameters():
+            prm.normal_(0, 0.05)
+    path = pocket.export_onnx(student, bundle / pocket.POCKET_FILE)
+    pocket.register(bundle, {"file": pocket.POCKET_FILE, "use": "benchmark only: untrained, released size",
+                             "bytes": path.stat().st_size})
 
 
 def speech_wav(folder: Path, seconds: float) -> Path:
@@ -104,6 +123,8 @@ def main() -> int:
     ap.add_argument("--bundle", default=None, help="an exported bundle (default: build a sample one)")
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds of speech (default 5)")
     ap.add_argument("--ep", choices=["auto", "wasm", "webgpu"], default="auto", help="onnxruntime-web backend")
+    ap.add_argument("--no-pocket", action="store_true",
+                    help="do not add an untrained released-size pocket renderer to the built sample bundle")
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -117,6 +138,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         bundle = Path(args.bundle) if args.bundle else sample_bundle(tmp)
+        if not args.bundle and not args.no_pocket:
+            add_pocket(bundle)
         wav = speech_wav(tmp, args.seconds)
         variants = json.loads((bundle / "manifest.json").read_text())["models"]["renderer"]["variants"]
         names = [v for v in ("pocket", "fp32") if v in variants]

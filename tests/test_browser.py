@@ -181,7 +181,8 @@ def test_live_mode_keeps_sound_and_picture_in_sync(app, speech, tmp_path):
     assert (late_by <= LATE_SHOWN_S).all(), late_by        # a late one is shown as soon as it is ready
     assert on_time.sum() >= 1, r                           # the delay covers a render
     assert shown[-1, 0] == r["frames"] - 1                 # the last frame is shown
-    assert r["latency_mean_ms"] > 0 and r["achieved_fps"] > 0
+    assert r["latency_mean_ms"] > 0 and r["achieved_fps"] > 0 and r["renderer"] == "fp32"
+    assert "no pocket renderer" in page.inner_text("#warning")     # the full renderer comes with a speed warning
     fps_text = page.inner_text("#fps")
     assert float(fps_text) > 0 and page.inner_text("#latency").endswith("ms")
 
@@ -252,6 +253,23 @@ def test_a_model_whose_hash_does_not_match(browser, bundle, tmp_path):
         msg = page.inner_text("#error")
         assert "audio2motion.onnx" in msg and "does not match its sha256" in msg
         assert not page.evaluate("talkinghead.ready")
+        ctx.close()
+    finally:
+        srv.shutdown()
+
+
+def test_the_pocket_renderer_is_preferred(browser, bundle, tmp_path):
+    from talkinghead import pocket
+
+    path = _copy(bundle, tmp_path)
+    shutil.copy(path / "renderer.onnx", path / pocket.POCKET_FILE)     # the same contract: motion -> face
+    pocket.register(path, {"file": pocket.POCKET_FILE, "use": "test: the renderer under the pocket's name"})
+    srv, url = _server(path)
+    try:
+        ctx, page = _open(browser, url)
+        assert page.evaluate("talkinghead.error") is None and page.evaluate("talkinghead.renderer") == "pocket"
+        assert "no pocket renderer" not in (page.evaluate("talkinghead.warning") or "")
+        assert "renderer pocket" in page.inner_text("#bundle-info")
         ctx.close()
     finally:
         srv.shutdown()
