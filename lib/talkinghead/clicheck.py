@@ -22,6 +22,7 @@ from .profiles import PROFILE_ENV, PROFILES
 
 VARIANTS = ("fp32", "fp16", "int8")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+PATH_ARGS = ("portrait", "video", "audio", "dataset", "bundle", "out", "workspace", "weights_dir")
 
 
 class UsageError(TalkingHeadError):
@@ -29,7 +30,12 @@ class UsageError(TalkingHeadError):
 
 
 def check_args(args) -> None:
-    """Check the common flags, then the subcommand's own (`_CHECKS`); raises UsageError."""
+    """Check the common flags, then the subcommand's own (`_CHECKS`); raises UsageError. Paths given as `~/...`
+    (quoted, so the shell left them) are expanded in `args`."""
+    for name in PATH_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, name, os.path.expanduser(value))
     _check_profile(args)
     _check_folder("--workspace", getattr(args, "workspace", None) or os.environ.get(WORKSPACE_ENV), create=True)
     if getattr(args, "weights_dir", None):
@@ -140,8 +146,9 @@ def _export(args) -> None:
 def _speak(args) -> None:
     _check_input_file("AUDIO", args.audio, "audio")
     _check_text(args.text)
-    if args.variant not in ("default", *VARIANTS):
-        raise UsageError(f"--variant {args.variant}: not a renderer variant; use default, {', '.join(VARIANTS)}.")
+    if args.variant not in ("auto", "default", *VARIANTS, "pocket"):
+        raise UsageError(f"--variant {args.variant}: not a renderer variant; use auto, default, "
+                         f"{', '.join(VARIANTS)} or pocket.")
     check_video_out("--out", args.out)
 
 
