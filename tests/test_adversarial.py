@@ -160,6 +160,11 @@ def test_a_hostile_journal_renames_nothing_outside_the_folder(tmp_path):
                                                "remove": ["../victim.txt"]})
     assert fileio.recover(bundle) == []
     assert outside.read_text() == "keep me" and not (bundle / fileio.JOURNAL).exists()
+    (bundle / fileio.JOURNAL).symlink_to(outside)                 # a link: ignored, the target untouched
+    assert fileio.recover(bundle) == [] and outside.read_text() == "keep me"
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(bundle / fileio.JOURNAL) if not (bundle / fileio.JOURNAL).exists() else None
+        assert fileio.recover(bundle) == []                       # a FIFO would block a reader forever
 
 
 def test_concurrent_commits_into_one_folder_leave_one_whole_set(tmp_path):

@@ -272,24 +272,35 @@ def _apply(folder: Path, plan: dict) -> None:
 def recover(folder: str | os.PathLike) -> list[str]:
     """Finish a commit a killed run left in `folder` (see `FileSet`); returns the names it put in place.
 
-    A journal that is not a list of plain names (edited, or from a hostile folder) is ignored and removed.
+    A journal that is not a plain file listing plain names (edited, a link, or from a hostile folder) is ignored and
+    removed; a folder we may not write (a read-only copy) is left as it is, for the loader to report.
     """
     folder = Path(folder)
     journal = folder / JOURNAL
+    if not journal.is_file() or journal.is_symlink():
+        if journal.is_symlink():
+            with contextlib.suppress(OSError):
+                journal.unlink()
+        return []
+    try:
+        with folder_lock(folder):
+            return _recover_locked(folder, journal)
+    except OSError:
+        return []
+
+
+def _recover_locked(folder: Path, journal: Path) -> list[str]:
     if not journal.is_file():
         return []
-    with folder_lock(folder):
-        if not journal.is_file():
-            return []
-        try:
-            plan = json.loads(journal.read_text(encoding="utf-8"))
-            ok = _plan_ok(plan)
-        except (OSError, ValueError):
-            ok = False
-        if not ok:
-            journal.unlink()
-            return []
-        _apply(folder, plan)
+    try:
+        plan = json.loads(journal.read_text(encoding="utf-8")) if journal.stat().st_size < 1 << 20 else None
+        ok = _plan_ok(plan)
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        journal.unlink()
+        return []
+    _apply(folder, plan)
     return [name for _, name in plan["rename"]]
 
 
