@@ -1,0 +1,327 @@
+// talkinghead's page: the bundle's models (Runtime), the live engine's loop (Stream) and the clock (LiveRun).
+// See app.js for the picture, and lib/talkinghead/live for the Python engine this mirrors.
+import { fetchOk, loadFile, loadManifest, page, PageError, parseNpy, pickRenderer, query, setStatus, showError,
+  showWarning } from './util.js';
+
+// ------------------------------------------------------------------------------------------------------- the runtime
+export class Runtime {
+  // The bundle's models, ready to run: features, audio2motion (wasm), renderer and paste (WebGPU when offered).
+  static async load(cfg, ort, small) {
+    const rt = new Runtime();
+    rt.cfg = cfg; rt.ort = ort; rt.small = small;
+    const manifest = rt.manifest = await loadManifest(cfg);
+    const m = manifest.models;
+    const a = rt.a2m = m.audio2motion;
+    const fp = a.feature_params || manifest.audio_features;
+    rt.fps = fp.fps; rt.sr = fp.sample_rate;
+    rt.spf = fp.sample_rate / fp.fps;
+    rt.fpv = rt.spf / fp.hop_length; rt.nMels = fp.n_mels;
+    rt.context = m.features ? m.features.context_samples : fp.n_fft - fp.hop_length;
+    rt.L = a.lookahead_frames || 0;
+    rt.noEmotion = a.no_emotion_id ?? a.n_emotions ?? 6;
+    rt.emotion = query.has('emotion') ? Number(query.get('emotion')) : rt.noEmotion;
+    rt.silence = new Float32Array(rt.fpv * rt.nMels);
+    if (Array.isArray(a.silence)) rt.silence.set(a.silence.flat()); else rt.silence.fill(a.silence ?? Math.log(fp.log_floor));
+    rt.height = m.paste.height; rt.width = m.paste.width;
+    rt.renderer = pickRenderer(manifest);
+
+    const files = { features: m.features && m.features.file, audio2motion: a.file, renderer: rt.renderer.file,
+      paste: m.paste.file };
+    const bytes = {};
+    for (const [key, name] of Object.entries(files)) {
+      if (name) bytes[key] = await loadFile(cfg, manifest, name, `the ${key} model`);
+    }
+    if (!bytes.features) {
+      if (!cfg.features_fallback) throw new PageError('The bundle has no features.onnx: export it again.');
+      showWarning('This bundle was exported before features.onnx existed: the server built the log-mel graph from ' +
+        'its manifest. Export the bundle again to ship it inside.');
+      bytes.features = await (await fetchOk(cfg.features_fallback, 'features.onnx')).arrayBuffer();
+    }
+    rt.idle = null;
+    if (a.mode === 'idle_from_recording' && a.idle && a.idle.file) {
+      const loop = parseNpy(await loadFile(cfg, manifest, a.idle.file, 'the idle motion'), a.idle.file);
+      rt.idle = { loop: loop.data, frames: loop.shape[0], dims: a.idle.dims, first: cfg.idle_first || 0 };
+    }
+    rt.ep = await Runtime.pickEP();
+    if (rt.ep === 'wasm' && query.get('proxy') !== '0') ort.env.wasm.proxy = true;
+    setStatus(`Starting onnxruntime-web (${rt.ep})…`);
+    const opts = (eps) => ({ executionProviders: eps, graphOptimizationLevel: 'all' });
+    try {
+      rt.sFeatures = await small.InferenceSession.create(bytes.features, opts(['wasm']));
+      rt.sA2m = await small.InferenceSession.create(bytes.audio2motion, opts(['wasm']));
+      const eps = rt.ep === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'];
+      rt.sRenderer = await ort.InferenceSession.create(bytes.renderer, opts(eps));
+      rt.sPaste = await ort.InferenceSession.create(bytes.paste, opts(eps));
+    } catch (e) {
+      throw new PageError(`onnxruntime-web cannot load the bundle's models (${e.message}): export the bundle again.`);
+    }
+    return rt;
+  }
+
+  static async pickEP() {
+    const asked = query.get('ep');
+    if (asked === 'wasm') return 'wasm';
+    try {
+      if (navigator.gpu && await navigator.gpu.requestAdapter()) return 'webgpu';
+    } catch (e) { /* no adapter: wasm */ }
+    if (asked === 'webgpu') showWarning('WebGPU was asked for, but this browser offers none: running on wasm.');
+    return 'wasm';
+  }
+
+  async features(block) {
+    // audio (context + C*spf) -> Float32Array (C * fpv * nMels)
+    const t = new this.small.Tensor('float32', block.slice(), [1, block.length]);
+    const out = await this.sFeatures.run({ [this.sFeatures.inputNames[0]]: t });
+    return out[this.sFeatures.outputNames[0]].data;
+  }
+
+  initState() {
+    const z = (shape) => new this.small.Tensor('float32', new Float32Array(shape.reduce((x, y) => x * y, 1)), shape);
+    return { conv: z(this.a2m.conv_state_shape), gru: z(this.a2m.gru_state_shape) };
+  }
+
+  async a2mStep(feat, state) {
+    // one video frame's features (fpv * nMels) -> motion (69) of the frame L back, new state
+    const out = await this.sA2m.run({
+      features: new this.small.Tensor('float32', feat, [1, 1, this.fpv, this.nMels]),
+      conv_state: state.conv, gru_state: state.gru,
+      emotion: new this.small.Tensor('int64', BigInt64Array.from([BigInt(this.emotion)]), [1]),
+    });
+    return [out.motion.data, { conv: out.conv_state_out, gru: out.gru_state_out }];
+  }
+
+  addIdle(motion, k) {
+    if (!this.idle) return motion;
+    const { loop, frames, dims, first } = this.idle;
+    const row = ((first + k) % frames) * dims.length;
+    const y = Float32Array.from(motion);
+    for (let j = 0; j < dims.length; j++) y[dims[j]] = motion[dims[j]] + loop[row + j];   // float32, as numpy
+    return y;
+  }
+
+  async render(motion) {
+    // motion (69) -> RGBA Uint8ClampedArray (H * W * 4): renderer.onnx then paste.onnx, rounded as live.to_uint8
+    const r = this.sRenderer, p = this.sPaste;
+    const face = (await r.run({ [r.inputNames[0]]: new this.ort.Tensor('float32', Float32Array.from(motion), [1, motion.length]) }))[r.outputNames[0]];
+    const frame = (await p.run({ [p.inputNames[0]]: face }))[p.outputNames[0]];
+    return toRGBA(await frame.getData(), this.height, this.width);
+  }
+}
+
+export function toRGBA(chw, h, w) {
+  // (3, H, W) floats in [0, 1] -> RGBA bytes: rint(fround(clip(x) * 255)), half to even like numpy's rint.
+  const n = h * w, out = new Uint8ClampedArray(n * 4);
+  for (let c = 0; c < 3; c++) {
+    const base = c * n;
+    for (let i = 0; i < n; i++) {
+      let x = chw[base + i];
+      x = x > 1 ? 1 : (x > 0 ? x : 0);
+      const v = Math.fround(x * 255);
+      let q = Math.round(v);
+      if (q - v === 0.5 && (q & 1)) q -= 1;
+      out[4 * i + c] = q;
+    }
+  }
+  for (let i = 0; i < n; i++) out[4 * i + 3] = 255;
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------------- the stream
+export class Stream {
+  // talkinghead.live's loop: samples in (any chunks) -> onMotion(k, motion) for every video frame, in order.
+  constructor(rt, onMotion) {
+    this.rt = rt; this.onMotion = onMotion;
+    this.buf = new Float32Array(rt.context);           // the last `context` samples, then what is pending
+    this.state = rt.initState();
+    this.a2mOut = 0;
+    this.samples = 0;
+    this.queue = Promise.resolve();
+    this.times = { features: 0, a2m: 0 };
+  }
+
+  push(x) { this.samples += x.length; const c = Float32Array.from(x); return this._then(() => this._push(c)); }
+
+  flush() { return this._then(() => this._flush()); }
+
+  _then(step) {
+    // steps run one after another; a failure is said on the page once, and the stream stops computing
+    this.queue = this.queue.then(() => (this.failed ? null : step())).catch((e) => {
+      this.failed = true;
+      showError(`The audio could not be processed (${e.message || e}): reload the page; if it happens again, ` +
+        'export the bundle again.');
+    });
+    return this.queue;
+  }
+
+  async _push(x) {
+    const rt = this.rt, b = new Float32Array(this.buf.length + x.length);
+    b.set(this.buf); b.set(x, this.buf.length);
+    this.buf = b;
+    const C = Math.floor((b.length - rt.context) / rt.spf);
+    if (C <= 0) return;
+    const t = performance.now();
+    const f = await rt.features(b.subarray(0, rt.context + C * rt.spf));
+    this.times.features += performance.now() - t;
+    this.buf = b.slice(C * rt.spf);
+    await this._motion(f, C);
+  }
+
+  async _flush() {
+    const rt = this.rt, pending = this.buf.length - rt.context;
+    if (pending > 0) await this._push(new Float32Array(rt.spf - pending));
+    if (this.a2mOut && rt.L) {
+      const sil = new Float32Array(rt.L * rt.silence.length);
+      for (let i = 0; i < rt.L; i++) sil.set(rt.silence, i * rt.silence.length);
+      await this._motion(sil, rt.L);
+    }
+    this.buf = new Float32Array(rt.context);
+  }
+
+  async _motion(f, C) {
+    const rt = this.rt, size = rt.fpv * rt.nMels;
+    for (let i = 0; i < C; i++) {                  // one frame per step: the same numbers for any chunking
+      const t = performance.now();
+      const [y, state] = await rt.a2mStep(f.slice(i * size, (i + 1) * size), this.state);
+      this.times.a2m += performance.now() - t;
+      this.state = state;
+      this.a2mOut += 1;
+      if (this.a2mOut > rt.L) {
+        const k = this.a2mOut - rt.L - 1;
+        this.onMotion(k, rt.addIdle(y, k));
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------- the player
+export class Player {
+  // Shows frames on the AudioContext clock; records when each frame was shown (input time, seconds).
+  constructor(rt, ctx, canvas) {
+    this.rt = rt; this.ctx = ctx; this.canvas = canvas;
+    this.g = canvas.getContext('2d');
+    this.image = new ImageData(rt.width, rt.height);
+  }
+
+  draw(rgba) {
+    this.image.data.set(rgba);
+    this.g.putImageData(this.image, 0, 0);
+  }
+}
+
+export function stats(values) {
+  if (!values.length) return { mean: 0, p95: 0 };
+  const s = [...values].sort((a, b) => a - b);
+  return { mean: s.reduce((a, b) => a + b, 0) / s.length, p95: s[Math.min(s.length - 1, Math.floor(0.95 * s.length))] };
+}
+
+export class LiveRun {
+  // One stream on the clock: audio enters (a file fed at its real-time pace, or the microphone), frames are rendered
+  // as soon as their motion is known unless they would be late (dropped), and shown at input time k/fps + delay.
+  constructor(app, kind) {
+    const rt = this.rt = app.rt;
+    this.app = app; this.kind = kind; this.ctx = app.ctx;
+    this.delay = app.delayFor(app.renderS);
+    this.motions = new Map(); this.ready = new Map();
+    this.next = 0; this.shownK = -1; this.lastK = null;
+    this.shown = []; this.latencies = []; this.renderMs = []; this.renders = [];
+    this.dropped = 0; this.late = 0; this.rendered = 0; this.done = false;
+    this.stream = new Stream(rt, (k, m) => { this.motions.set(k, m); this._wake(); });
+    this.wake = null;
+    this.estRender = app.renderS;
+  }
+
+  start(t0) {
+    this.t0 = t0;
+    this.running = true;
+    this.finished = new Promise((resolve) => { this._resolve = resolve; });
+    this._renderLoop();
+    this._displayLoop();
+  }
+
+  due(k) { return this.t0 + this.delay + k / this.rt.fps; }
+
+  _wake() { if (this.wake) { const w = this.wake; this.wake = null; w(); } }
+
+  async _renderLoop() {
+    const rt = this.rt;
+    while (this.running) {
+      if (!this.motions.has(this.next)) {
+        if (this.ended && this.lastK !== null && this.next > this.lastK) break;
+        await new Promise((res) => { this.wake = res; setTimeout(res, 50); });
+        continue;
+      }
+      const now = this.ctx.currentTime;
+      // drop a frame that would be ready after its time when a later one is waiting (the last one stays on screen)
+      if (this.motions.has(this.next + 1) && now + this.estRender > this.due(this.next) + 0.5 / rt.fps) {
+        this.motions.delete(this.next++);
+        this.dropped += 1;
+        continue;
+      }
+      const k = this.next++;
+      const m = this.motions.get(k); this.motions.delete(k);
+      const t = performance.now(), start = this.ctx.currentTime - this.t0;
+      const rgba = await rt.render(m);
+      const took = (performance.now() - t) / 1000;
+      this.estRender = this.rendered === 0 ? took : 0.7 * this.estRender + 0.3 * took;
+      this.rendered += 1; this.renderMs.push(1000 * took);
+      const readyAt = this.ctx.currentTime;
+      this.latencies.push(1000 * (readyAt - this.arrival((k + 1) * rt.spf)));
+      this.ready.set(k, rgba);
+      this.renders.push([k, start, readyAt - this.t0]);
+    }
+  }
+
+  arrival(sample) { return this.t0 + sample / this.rt.sr; }     // the instant a sample entered (real-time input)
+
+  _displayLoop() {
+    const tick = () => {
+      if (!this.running) return;
+      const now = this.ctx.currentTime, rt = this.rt;
+      let best = -1;
+      for (const k of this.ready.keys()) if (k > best && now >= this.due(k) - 0.002) best = k;
+      if (best > this.shownK) {
+        this.app.player.draw(this.ready.get(best));
+        for (const k of [...this.ready.keys()]) if (k <= best) this.ready.delete(k);
+        this.shown.push([best, now - this.t0]);
+        if (now > this.due(best) + 0.5 / rt.fps) this.late += 1;
+        this.shownK = best;
+      }
+      this.app.showStats(this);
+      if (this.ended && this.lastK !== null && this.shownK >= this.lastK) return this.stop();
+      if (this.ended && this.lastK !== null && now > this.due(this.lastK) + 2) return this.stop();
+    };
+    // the animation frame draws; a 5 ms timer as well, so a frame is not held back when animation frames are
+    // throttled (a busy machine, a background tab)
+    const raf = () => { tick(); if (this.running) requestAnimationFrame(raf); };
+    const timer = () => { tick(); if (this.running) setTimeout(timer, 5); };
+    requestAnimationFrame(raf);
+    setTimeout(timer, 5);
+  }
+
+  async end() {
+    // the audio is over: flush the features and the lookahead; the last frame is known
+    this.ended = false;
+    await this.stream.flush();
+    this.lastK = this.stream.a2mOut - this.rt.L - 1;
+    this.ended = true;
+    this._wake();
+  }
+
+  stop() {
+    if (!this.running) return;
+    this.running = false;
+    this._wake();
+    if (this.onStop) this.onStop();
+    const lat = stats(this.latencies), rm = stats(this.renderMs);
+    const first = this.shown.length ? this.shown[0][1] : 0, last = this.shown.length ? this.shown.at(-1)[1] : 0;
+    this.report = {
+      kind: this.kind, mode: 'live', fps: this.rt.fps, delay_ms: 1000 * this.delay, frames: this.lastK === null ? null : this.lastK + 1,
+      rendered: this.rendered, dropped: this.dropped, late: this.late, shown: this.shown, renders: this.renders,
+      achieved_fps: this.shown.length > 1 ? (this.shown.length - 1) / (last - first) : 0,
+      latency_mean_ms: lat.mean, latency_p95_ms: lat.p95, render_mean_ms: rm.mean, render_p95_ms: rm.p95,
+      ep: this.rt.ep, renderer: this.rt.renderer.name,
+    };
+    page.runs.push(this.report);
+    this._resolve(this.report);
+  }
+}
