@@ -96,6 +96,7 @@ class App {
   }
 
   busy(on) {
+    this.isBusy = on;
     $('mic').disabled = on; $('file').disabled = on; $('stop').disabled = !on;
   }
 
@@ -310,7 +311,7 @@ drop.ondragleave = () => drop.classList.remove('over');
 drop.ondrop = (ev) => {
   ev.preventDefault(); drop.classList.remove('over');
   const f = ev.dataTransfer.files[0];
-  if (f && page.ready && !app.current?.running) guarded(async () => app.playFile(await f.arrayBuffer(), f.name));
+  if (f && page.ready && !app.isBusy) guarded(async () => app.playFile(await f.arrayBuffer(), f.name));
 };
 
 guarded(async () => {
