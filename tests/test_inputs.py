@@ -350,3 +350,26 @@ def test_in_colab_the_recording_comes_back_in_chunks_through_eval_js(ws, tmp_pat
     output.eval_js = lambda script, ignore_result=False: {"error": "NotAllowedError: Permission denied"}
     with pytest.raises(MediaError, match=r"the browser gave no camera or microphone \(NotAllowedError"):
         recorder.record(corpus.load_pool()[:2], min_s=1.0)
+
+
+def test_model_status_says_when_training_or_export_is_older_than_its_inputs(ws):
+    assert inputs.model_status() == "Audio2Motion: not trained yet (notebook 04)"
+    _fake_dataset("me.mp4")
+    avatar = paths.avatar_dir()
+    avatar.mkdir(parents=True)
+    ckpt = avatar / "audio2motion.pt"
+    ckpt.write_bytes(b"weights")
+    (avatar / "manifest.json").write_text(json.dumps({"files": {}}))
+    os.utime(paths.data_dir() / "dataset.npz", (100, 100))
+    os.utime(avatar / "manifest.json", (100, 100))
+    os.utime(ckpt, (200, 200))
+    assert inputs.model_status() == ("Audio2Motion: trained (avatar/audio2motion.pt); not exported to ONNX yet "
+                                     "(notebook 05)")
+    (avatar / "manifest.json").write_text(json.dumps({"files": {}, "models": {"renderer": {}}}))
+    os.utime(avatar / "manifest.json", (300, 300))
+    assert inputs.model_status().endswith("; ONNX exported (notebook 05)")
+    os.utime(paths.data_dir() / "dataset.npz", (250, 250))                  # your recording extracted after training
+    os.utime(avatar / "manifest.json", (150, 150))                         # and the export older than the training
+    assert inputs.model_status() == ("Audio2Motion: trained (avatar/audio2motion.pt), but before data/dataset.npz was "
+                                     "last extracted: run notebook 04 again; ONNX exported before that training: run "
+                                     "notebook 05 again")
