@@ -65,29 +65,38 @@ def hub_file(relpath: str, weights_dir: str | os.PathLike | None = None) -> Path
                            "(or use profile='sample' to run offline with seeded weights).") from None
 
 
-_PROBE: dict[str, str] = {}
+_PROBE: dict[str, tuple[float, str]] = {}
+PROBE_TTL_S = 60.0  # a probe's answer is reused this long (one per stage, not one per file; a network back is seen)
 
 
 def offline_reason(timeout_s: float = 3.0) -> str:
     """'' when the hub looks reachable, else why not: HF_HUB_OFFLINE set, or no TCP connection to the hub (or to
-    the https proxy in force) within `timeout_s`. Probed once per process."""
+    the https proxy in force) within `timeout_s`. The answer is reused for PROBE_TTL_S seconds."""
+    import time
+
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return "HF_HUB_OFFLINE is set"
-    if "result" not in _PROBE:
-        import socket
-        import urllib.parse
-        import urllib.request
+    at, answer = _PROBE.get("last", (-PROBE_TTL_S, ""))
+    if time.monotonic() - at >= PROBE_TTL_S:
+        answer = _probe(timeout_s)
+        _PROBE["last"] = (time.monotonic(), answer)
+    return answer
 
-        endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-        target = urllib.request.getproxies().get("https") or endpoint
-        url = urllib.parse.urlsplit(target if "://" in target else f"http://{target}")
-        host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-        try:
-            socket.create_connection((host, port), timeout=timeout_s).close()
-            _PROBE["result"] = ""
-        except OSError:
-            _PROBE["result"] = f"the hub ({host}) cannot be reached from this machine"
-    return _PROBE["result"]
+
+def _probe(timeout_s: float) -> str:
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    target = urllib.request.getproxies().get("https") or endpoint
+    url = urllib.parse.urlsplit(target if "://" in target else f"http://{target}")
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+        return ""
+    except OSError:
+        return f"the hub ({host}) cannot be reached from this machine"
 
 
 @contextlib.contextmanager
