@@ -112,7 +112,7 @@ def stage_latencies(bundle: Path, threads: int, frames: int) -> dict:
     from talkinghead import live
     from talkinghead.audio import StreamingFeatures
 
-    rt = live.BundleRuntime(bundle, variant="pocket", threads=threads)
+    rt = live.BundleRuntime(bundle, variant="pocket-fp32", threads=threads)
     x = speechy(1.0)
     feats = StreamingFeatures(rt.feature_params)
 

@@ -9,9 +9,6 @@ idle track, as in tests/test_live.py; motions come from a procedural dataset (`d
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,9 +23,8 @@ from talkinghead.fileio import load_json, sha256_file  # noqa: E402
 
 import stage_fixtures as sf  # noqa: E402
 
-# Tiny and fast: 64 px training frames, ~200 teacher frames, a few hundred steps (seconds on two cores).
-CFG = pocket.DistillConfig(steps=300, train_size=64, n_train=160, n_held=40, batch=16, lr=4e-3)
-REPO = Path(__file__).resolve().parents[1]
+# Tiny and fast: 200 teacher frames (128 px, the sample teacher's own size), 200 steps (seconds on two cores).
+CFG = pocket.DistillConfig(steps=200, n_train=160, n_held=40, batch=8, lr=4e-3)
 MARGIN_DB = 1.0     # "a clear margin" over both baselines on held-out lines
 
 
@@ -166,7 +162,7 @@ def test_live_engine_streams_speech_through_the_pocket_renderer(env):
 
     path, _, _, r = env
     rt = live.BundleRuntime(path, variant="pocket", threads=1)
-    t = np.arange(int(0.5 * 16000)) / 16000
+    t = np.arange(int(0.48 * 16000)) / 16000       # 12 frames of 40 ms
     x = (np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2 * 0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
     eng = live.LiveEngine(rt, mode="preview", verbose=False)
     frames = np.stack([f.image for f in eng.frames(live.ArraySource(x, 16000, chunk=320))])
@@ -201,14 +197,6 @@ def test_one_line_dataset_is_one_sentence(env):
     ds = dataset.synthetic_dataset(n_lines=1, seed=2)
     with pytest.raises(DatasetError, match="at least 2"):
         pocket.gather_motions(ds, None, n_train=10, n_held=5)
-
-
-# ------------------------------------------------------------------------------------------------------- benchmark
-def test_benchmark_quick_mode_runs(tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_pocket.py"), "--quick"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "pocket fp32" in r.stdout and "GFLOP" in r.stdout
 
 
 def test_config_round_trip():

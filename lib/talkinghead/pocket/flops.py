@@ -8,7 +8,8 @@ shape inference can or cannot prove). One multiply-add is 2 FLOPs. Counted:
     GridSample          bilinear: 4 taps, a multiply-add each, per output element (8 FLOPs) + 10 per sampled
                         location for the coordinate arithmetic; nearest: 0
     Resize              linear: 8 FLOPs per output element of a 2-D resize (4 taps); nearest: 0
-    pointwise ops       1 FLOP per output element (Add, Mul, Tanh, Sigmoid, Erf, Clip, ...: a transcendental counts 1)
+    pointwise ops       1 FLOP per float output element (Add, Mul, Tanh, Sigmoid, Erf, Clip, ...: a transcendental
+                        counts 1; integer shape arithmetic is not counted)
     ReduceMean & co.    1 per input element
     data movement       0 (Reshape, Slice, Concat, Pad, Transpose, Expand, Gather, Cast, Shape, ...)
 
@@ -46,10 +47,11 @@ def _shapes(model, feeds: dict) -> dict:
     so.log_severity_level = 3
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    shapes = {k: tuple(v.shape) for k, v in zip(names, sess.run(None, feeds))}
-    shapes.update({k: tuple(v.shape) for k, v in feeds.items()})
+    values = dict(zip(names, sess.run(None, feeds)), **feeds)
+    shapes = {k: tuple(v.shape) for k, v in values.items()}
     for t in m.graph.initializer:
         shapes[t.name] = tuple(t.dims)
+    shapes["__float__"] = {k for k, v in values.items() if np.issubdtype(v.dtype, np.floating)}
     return shapes
 
 
@@ -82,8 +84,8 @@ def node_flops(node, shapes: dict) -> int:
         return 8 * n_out + 10 * locations
     if op == "Resize":
         return 0 if _attr(node, "mode", b"nearest") in (b"nearest", "nearest") else 8 * n_out
-    if op in POINTWISE:
-        return n_out
+    if op in POINTWISE:         # shape arithmetic on integers is not counted
+        return n_out if node.output[0] in shapes.get("__float__", ()) else 0
     if op in REDUCE:
         return math.prod(shapes.get(node.input[0], ()) or (0,))
     return 0

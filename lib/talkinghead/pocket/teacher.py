@@ -95,15 +95,18 @@ def line_motions(dataset, line_id: str, held: bool, checkpoint=None) -> list:
 
         emo = _line_emotion(dataset, frames)
         n_emo = int(checkpoint.config.n_emotions)
+        def ids(e):                 # one emotion id per frame
+            return np.full(len(frames), e, np.int64)
+
         with torch.no_grad():
-            pred = a2m.predict(checkpoint.model, dataset.features[frames], emo if n_emo else None)
+            pred = a2m.predict(checkpoint.model, dataset.features[frames], ids(emo) if n_emo else None)
             out.append(_set(a2m.combine(pred, checkpoint.idle, checkpoint.mode) if checkpoint.idle is not None
                             else pred, "audio2motion", line_id, held))
             if n_emo > 1:
                 other = (emo + 1 + sum(map(ord, line_id))) % n_emo
                 other = other if other != emo else (emo + 1) % n_emo
-                out.append(_set(a2m.predict(checkpoint.model, dataset.features[frames], other), "emotion", line_id,
-                                held))
+                out.append(_set(a2m.predict(checkpoint.model, dataset.features[frames], ids(other)), "emotion",
+                                line_id, held))
     return out
 
 
