@@ -206,6 +206,16 @@ def test_a_file_that_is_not_audio(app, tmp_path):
     page.evaluate("document.getElementById('error').hidden = true; window.talkinghead.error = null")
 
 
+def test_plain_sha256_for_pages_outside_a_secure_context(app):
+    import hashlib
+
+    page = app[2]
+    rng = np.random.default_rng(0)
+    for n in (0, 3, 55, 56, 63, 64, 65, 1000, 70_001):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert page.evaluate("(b) => talkinghead.sha256Plain(b)", list(data)) == hashlib.sha256(data).hexdigest(), n
+
+
 def test_microphone_permission_then_the_fake_microphone(app):
     url, ctx, page = app
     page.click("#mic")

@@ -12,7 +12,8 @@
 
 
 import { LiveRun, Player, Runtime, Stream, stats } from './engine.js';
-import { $, OFFLINE_MAX_S, PageError, clearError, fetchOk, page, setStatus, showError, showWarning } from './util.js';
+import { $, OFFLINE_MAX_S, PageError, clearError, fetchOk, page, setStatus, sha256Plain, showError, showWarning } from
+  './util.js';
 
 // ------------------------------------------------------------------------------------------------------- the app
 class App {
@@ -289,6 +290,7 @@ page.offlineFrames = async (url, play = false) => guarded(async () => {
   const buf = await (await fetch(url)).arrayBuffer();
   return app.runOffline(await app.decode(buf, url), url, play);
 });
+page.sha256Plain = (bytes) => sha256Plain(Uint8Array.from(bytes));   // test hook: the non-secure-context hash
 page.canvasFrame = (k) => {
   // test hook: draw frame k of the last offline run and read the canvas back -> base64 RGBA
   app.player.draw(app.frames[k]);
