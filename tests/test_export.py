@@ -19,6 +19,9 @@ from talkinghead.dataset import synthetic_dataset, write_synthetic  # noqa: E402
 from talkinghead.liveportrait import load_liveportrait  # noqa: E402
 
 
+INT8_MIN_PSNR_DB = 33.0     # not the default (35): export_bundle passes it down to make_int8
+
+
 @pytest.fixture(scope="module")
 def lp():
     return load_liveportrait(profile="sample")
@@ -40,7 +43,7 @@ def exported(tmp_path_factory, lp):
     a2m.save_checkpoint(bundle_dir / a2m.CHECKPOINT_NAME, model, config, ds.feature_params, {}, "idle_from_recording",
                         idle)
     report = export.export_bundle(bundle_dir, ds_path, lp=lp, progress=False, n_calibration=8, n_eval=3,
-                                  latency_frames=2)
+                                  latency_frames=2, int8_min_psnr_db=INT8_MIN_PSNR_DB)
     return bundle_dir, report, model
 
 
@@ -50,13 +53,17 @@ def test_manifest_models_section(exported):
     models = manifest["models"]
     assert models["opset"] == 20
     r = models["renderer"]
-    assert (r["input"], r["output"], r["default"]) == ("motion", "face", "fp32")
+    assert (r["input"], r["output"]) == ("motion", "face")
+    ok = [v for v, d in r["variants"].items() if v == "fp32" or d["psnr_db"] >= 30.0]   # live.choice.MIN_PSNR_DB
+    assert r["default"] == min(ok, key=lambda v: r["variants"][v]["latency_ms"]) and "measured" in r["default_why"]
     assert set(r["variants"]) == {"fp32", "fp16", "int8"}
     for v, d in r["variants"].items():
         assert d["file"] == export.RENDERER_FILES[v] and d["file"] in manifest["files"]
         for k in ("bytes", "max_abs_err", "mean_abs_err", "psnr_db", "latency_ms", "float_ops"):
             assert k in d, (v, k)
-    assert isinstance(r["variants"]["int8"]["kept_float"], list)
+    int8 = r["variants"]["int8"]
+    assert isinstance(int8["kept_float"], list) and int8["min_block_psnr_db"] == INT8_MIN_PSNR_DB   # the parameter
+    assert all((p < INT8_MIN_PSNR_DB) == (g in int8["kept_float"]) for g, p in int8["block_psnr_db"].items())
     assert r["variants"]["fp32"]["psnr_db"] > 60 and r["variants"]["fp16"]["psnr_db"] > 30
     assert models["paste"] == {"file": "paste.onnx", "input": "face", "output": "frame", "height": 512, "width": 512}
     a = models["audio2motion"]
