@@ -11,7 +11,8 @@ For each renderer, two runs of the same espeak-ng sentence through the page's fi
            per second (what a viewer sees; 25 is real time), the delay the page scheduled (sound played that late),
            and the latency from an audio sample arriving to its frame being ready (mean, p95).
   offline  every frame rendered as fast as possible: the page's render rate (frames/s).
-and, as a same-run reference, onnxruntime (Python, CPU) rendering the same renderer + paste in this process.
+each with the face pasted by paste.onnx (the Python engine's pixels) and by the canvas (the page's fast paste),
+and, as a same-run reference, onnxruntime (Python, CPU) rendering the same renderer + paste.onnx in this process.
 Needs Debian's chromium, playwright (the dev extra) and onnxruntime-web (`serve --install-web-runtime`).
 This is a script, not a test: on the full renderer a frame costs seconds in a browser on a 2-core CPU.
 """
@@ -151,17 +152,17 @@ def main() -> int:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=serve.CHROMIUM_ARGS)
             for name in names:
-                q = f"?renderer={name}" + ("" if args.ep == "auto" else f"&ep={args.ep}")
-                r = run_page(browser, url, wav, q)
                 ref = python_reference(bundle, variants[name]["file"])
-                rows.append((name, r, ref))
+                for paste in ("onnx", "canvas"):
+                    q = f"?renderer={name}&paste={paste}" + ("" if args.ep == "auto" else f"&ep={args.ep}")
+                    rows.append((name, paste, run_page(browser, url, wav, q), ref))
             browser.close()
         srv.shutdown()
-    print(f"\n{'renderer':<9} {'backend':<10} {'shown fps':>9} {'dropped':>8} {'delay ms':>9} {'latency ms':>11} "
+    print(f"\n{'renderer':<9} {'paste':<7} {'backend':<10} {'shown fps':>9} {'dropped':>8} {'delay ms':>9} {'latency ms':>11} "
           f"{'p95 ms':>7} {'render fps':>10} {'python fps':>10} {'page/python':>11}")
-    for name, r, ref in rows:
+    for name, paste, r, ref in rows:
         live, off = r["live"], r["offline"]
-        print(f"{name:<9} {r['ep'] + ' x' + str(r['threads']):<10} {live['achieved_fps']:>9.1f} "
+        print(f"{name:<9} {paste:<7} {r['ep'] + ' x' + str(r['threads']):<10} {live['achieved_fps']:>9.1f} "
               f"{live['dropped']:>4}/{live['frames']:<3} {live['delay_ms']:>9.0f} {live['latency_mean_ms']:>11.0f} "
               f"{live['latency_p95_ms']:>7.0f} {off['render_fps']:>10.2f} {ref:>10.2f} {off['render_fps'] / ref:>11.2f}")
     print("\nshown fps: frames on screen per second in live mode (25 = every frame); latency: an audio sample arriving "

@@ -3,7 +3,8 @@ loads a sample-profile bundle with onnxruntime-web and
 
 - renders, for a fixed audio file, frames whose pixels match the Python live engine's (`talkinghead.live`) for the
   same audio: at most 2 grey levels on any pixel, mean under 0.01 (measured: 1 and 3e-6; onnxruntime-web's wasm kernels round differently
-  from onnxruntime's CPU ones; the sample profile's generator amplifies float rounding, see talkinghead.export);
+  from onnxruntime's CPU ones; the sample profile's generator amplifies float rounding, see talkinghead.export),
+  and with the page's fast paste (the canvas instead of paste.onnx) at most 3 grey levels, mean under 0.1;
 - keeps sound and picture in sync in live mode: the sound is played `delay` late and frame k is due at input time
   k/fps + delay; a frame ready by then is shown at that time (never before it; at most two frame periods, 80 ms,
   after it, the median at most one: the page's main thread shares this machine's 2 cores), a frame whose render
@@ -33,6 +34,7 @@ from talkinghead import serve
 
 SR, SPF, FPS = 16000, 640, 25
 PIXEL_MAX, PIXEL_MEAN = 2, 0.01        # measured here: 1 and 3e-6
+FAST_PASTE_MAX, FAST_PASTE_MEAN = 3, 0.1  # the canvas paste (bilinear, 8-bit blending); measured: 2 and 0.02
 SHOWN_S = 2 / FPS                      # a frame ready in time is on screen this soon after its time (median 1 / FPS)
 LATE_SHOWN_S = 0.1                     # a late frame is on screen this soon after it is ready
 
@@ -162,6 +164,16 @@ def test_frames_match_the_python_live_engine(app, bundle, speech):
     assert diff.max() <= PIXEL_MAX and diff.mean() < PIXEL_MEAN, (diff.max(), diff.mean())
     moved = np.abs(np.diff(ref.astype(int), axis=0)).max(axis=(1, 2, 3))
     assert (moved > 10).all()                              # the face moves: the comparison is not of still frames
+
+    page.check("#fast-paste")                              # the canvas blends the face in instead of paste.onnx
+    try:
+        assert _play(page, speech[0], "offline")["frames"] == n
+        fast = np.stack([np.frombuffer(base64.b64decode(page.evaluate(f"talkinghead.canvasFrame({k})")), np.uint8)
+                         for k in range(n)]).reshape(n, rt.height, rt.width, 4)[..., :3]
+    finally:
+        page.uncheck("#fast-paste")
+    diff = np.abs(fast.astype(int) - ref.astype(int))
+    assert diff.max() <= FAST_PASTE_MAX and diff.mean() < FAST_PASTE_MEAN, (diff.max(), diff.mean())
 
 
 def test_live_mode_keeps_sound_and_picture_in_sync(app, speech, tmp_path):

@@ -300,6 +300,7 @@ page.canvasFrame = (k) => {
   return btoa(s);
 };
 
+$('fast-paste').onchange = (ev) => { if (app.rt) app.rt.pasteMode = ev.target.checked ? 'canvas' : 'onnx'; };
 $('mic').onclick = () => guarded(() => app.startMic());
 $('stop').onclick = () => guarded(() => app.stop());
 $('file').onchange = (ev) => {
@@ -319,4 +320,5 @@ drop.ondrop = (ev) => {
 guarded(async () => {
   await app.init();
   $('mic').disabled = false; $('file').disabled = false;
+  $('fast-paste').checked = app.rt.pasteMode === 'canvas';
 }).then(() => { page.loaded = true; });

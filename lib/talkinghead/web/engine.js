@@ -37,6 +37,8 @@ export class Runtime {
         'its manifest. Export the bundle again to ship it inside.');
       bytes.features = await (await fetchOk(cfg.features_fallback, 'features.onnx')).arrayBuffer();
     }
+    rt.pasteMode = query.get('paste') === 'canvas' ? 'canvas' : 'onnx';
+    await rt.loadCanvasPaste(cfg);
     rt.idle = null;
     if (a.mode === 'idle_from_recording' && a.idle && a.idle.file) {
       const loop = parseNpy(await loadFile(cfg, manifest, a.idle.file, 'the idle motion'), a.idle.file);
@@ -100,11 +102,53 @@ export class Runtime {
   }
 
   async render(motion) {
-    // motion (69) -> RGBA Uint8ClampedArray (H * W * 4): renderer.onnx then paste.onnx, rounded as live.to_uint8
+    // motion (69) -> RGBA Uint8ClampedArray (H * W * 4): the renderer, then paste.onnx (rounded as live.to_uint8,
+    // the Python engine's pixels) or, with pasteMode 'canvas', the canvas (faster, within a grey level or two)
     const r = this.sRenderer, p = this.sPaste;
     const face = (await r.run({ [r.inputNames[0]]: new this.ort.Tensor('float32', Float32Array.from(motion), [1, motion.length]) }))[r.outputNames[0]];
+    if (this.pasteMode === 'canvas') return this.canvasPaste(toRGBA(await face.getData(), face.dims[2], face.dims[3]));
     const frame = (await p.run({ [p.inputNames[0]]: face }))[p.outputNames[0]];
     return toRGBA(await frame.getData(), this.height, this.width);
+  }
+
+  async loadCanvasPaste(cfg) {
+    // the portrait, the mask (its grey as alpha) and the crop-to-portrait matrix, for canvasPaste
+    const img = async (name, what) => createImageBitmap(new Blob([await loadFile(cfg, this.manifest, name, what)]));
+    const portrait = await img('portrait.png', 'the portrait');
+    const mask = await img('paste_mask.png', 'the paste mask');
+    const W = this.width, H = this.height, crop = this.manifest.crop.dsize;
+    const mc = new OffscreenCanvas(W, H), g = mc.getContext('2d', { willReadFrequently: true });
+    g.drawImage(mask, 0, 0);
+    const d = g.getImageData(0, 0, W, H);
+    for (let i = 0; i < d.data.length; i += 4) { d.data[i + 3] = d.data[i]; d.data[i] = d.data[i + 1] = d.data[i + 2] = 0; }
+    g.putImageData(d, 0, 0);
+    const M = this.manifest.crop.M_c2o;              // cv2 convention (pixel centres at integers) -> canvas (at +0.5)
+    this.paste2d = {
+      portrait, mask: mc, face: new OffscreenCanvas(crop, crop), layer: new OffscreenCanvas(W, H),
+      out: new OffscreenCanvas(W, H),
+      m: [M[0][0], M[1][0], M[0][1], M[1][1], M[0][2] + 0.5 - 0.5 * (M[0][0] + M[0][1]),
+        M[1][2] + 0.5 - 0.5 * (M[1][0] + M[1][1])],
+    };
+  }
+
+  canvasPaste(faceRGBA) {
+    // face warped into the portrait by M_c2o (bilinear), blended with the soft mask: mask * face + (1 - mask) * portrait
+    const P = this.paste2d, n = P.face.width;
+    P.face.getContext('2d').putImageData(new ImageData(faceRGBA, n, n), 0, 0);
+    const g = P.layer.getContext('2d');
+    g.globalCompositeOperation = 'copy';
+    g.setTransform(...P.m);
+    g.imageSmoothingEnabled = true; g.imageSmoothingQuality = 'low';
+    g.drawImage(P.face, 0, 0);
+    g.setTransform(1, 0, 0, 1, 0, 0);
+    g.globalCompositeOperation = 'destination-in';
+    g.drawImage(P.mask, 0, 0);
+    const o = P.out.getContext('2d', { willReadFrequently: true });
+    o.globalCompositeOperation = 'copy';
+    o.drawImage(P.portrait, 0, 0);
+    o.globalCompositeOperation = 'source-over';
+    o.drawImage(P.layer, 0, 0);
+    return o.getImageData(0, 0, this.width, this.height).data;
   }
 }
 
