@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The GPU check of issue 11, one script for a session that has a CUDA GPU:   bash benchmarks/gpu_check.sh
+# The GPU check of issue 11, one script for a session that has a CUDA GPU:   bash benchmarks/gpu_check.sh [STEP...]
 #
-#   1. the machine: torch, CUDA, and the device talkinghead chooses with no argument (and why)
-#   2. the CUDA tests (tests/test_device.py, tests/test_loader.py; they skip without CUDA)
-#   3. benchmarks/bench_gpu.py at full (released) size: LivePortrait's own W+G beside ours, PSNR, ratio
-#   4. `python -m talkinghead setup --profile sample` and `... demo --profile sample`: the GPU must be chosen
+# STEPs (default: all four, in this order; each has its own time limit; all four should fit in ~10 minutes on an
+# H200, not yet timed there):
+#   machine  torch, CUDA, and the device talkinghead chooses with no argument (and why)
+#   tests    the CUDA tests (tests/test_device.py, tests/test_loader.py; they skip without CUDA)
+#   bench    benchmarks/bench_gpu.py at full (released) size: LivePortrait's own W+G beside ours, PSNR, ratio
+#   demo     `python -m talkinghead setup --profile sample` and `... demo --profile sample`: the GPU must be chosen
 #
+# `bash benchmarks/gpu_check.sh tests bench` and then `... demo` split it into two shorter runs.
 # Without a CUDA GPU it runs the same steps in their CPU-safe form (bench on the sample profile with --quick; the
 # device check expects the CPU), which proves the script itself works. Figures go to stdout and, when $OUT is set,
-# to $OUT/gpu_check.log and $OUT/bench_gpu.txt. Env: GPU_CHECK_SKIP_DEMO=1 skips the demo (minutes on a CPU);
-# GPU_CHECK_BENCH_ARGS adds arguments to bench_gpu.py (e.g. "--batches 1,8,32 --repeats 10").
+# to $OUT/gpu_check.log and $OUT/bench_gpu.txt. Env: GPU_CHECK_SKIP_DEMO=1 skips the demo (15 minutes on a 2-core
+# CPU); GPU_CHECK_BENCH_ARGS replaces the benchmark's extra arguments (default on a GPU: "--batches 1,8,32 --repeats
+# 10": each batch size compiles once, ~30 s).
 # Exit status: the number of failed steps (0: all passed).
 set -u
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,10 +39,16 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, tee the output, record PASS/FAI
 }
 
 HAS_CUDA=$("$PY" -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null || echo 0)
-if [ "$HAS_CUDA" = 1 ]; then WANT=cuda; BENCH=(--profile full); else WANT=cpu; BENCH=(--profile sample --quick); fi
+if [ "$HAS_CUDA" = 1 ]; then
+    WANT=cuda; BENCH="--profile full ${GPU_CHECK_BENCH_ARGS---batches 1,8,32 --repeats 10}"
+else
+    WANT=cpu; BENCH="--profile sample --quick ${GPU_CHECK_BENCH_ARGS:-}"
+fi
+STEPS=" ${*:-machine tests bench demo} "
+want() { [[ "$STEPS" == *" $1 "* ]]; }
 say "gpu_check: $(date -u +%FT%TZ) in $REPO; CUDA: $([ "$HAS_CUDA" = 1 ] && echo yes || echo 'no (CPU-safe parts only)')"
 
-step "machine and device rule" 120 "$PY" - <<EOF
+want machine && step "machine and device rule" 120 "$PY" - <<EOF
 import torch
 from talkinghead.device import describe
 from talkinghead.machine import format_report, machine_report
@@ -51,25 +61,24 @@ assert d["device"].startswith("$WANT"), f"device='auto' chose {d['device']}, exp
 print(f"OK: device='auto' -> {d['device']} ({d['device_reason']}); {d['precision']}; render batch {d['render_batch']}")
 EOF
 
-step "CUDA tests" 420 "$PY" -m pytest -q -rs -s -o addopts= -p no:cacheprovider tests/test_device.py tests/test_loader.py \
+want tests && step "CUDA tests" 300 "$PY" -m pytest -q -rs -s -o addopts= -p no:cacheprovider tests/test_device.py tests/test_loader.py \
     -k "cuda or renderer or compile or autocast"
 
 BENCH_TXT="${OUT:-/tmp}/bench_gpu.txt"
-# shellcheck disable=SC2086
-step "bench_gpu.py ${BENCH[*]} ${GPU_CHECK_BENCH_ARGS:-}" 540 \
-    bash -c "set -o pipefail; '$PY' benchmarks/bench_gpu.py ${BENCH[*]} ${GPU_CHECK_BENCH_ARGS:-} | tee '$BENCH_TXT'"
+want bench && step "bench_gpu.py $BENCH" 360 \
+    bash -c "set -o pipefail; '$PY' benchmarks/bench_gpu.py $BENCH | tee '$BENCH_TXT'"
 
 WS="$(mktemp -d -t th-gpu-check-XXXX)"
-step "setup --profile sample chooses $WANT" 300 bash -c "set -o pipefail; '$PY' -m talkinghead setup --profile sample \
+want demo && step "setup --profile sample chooses $WANT" 300 bash -c "set -o pipefail; '$PY' -m talkinghead setup --profile sample \
     --workspace '$WS' | tee '$WS/setup.txt' && grep -E '^device +: $WANT' '$WS/setup.txt'"
-if [ "${GPU_CHECK_SKIP_DEMO:-0}" != 1 ]; then
-    step "demo --profile sample chooses $WANT" 900 bash -c "set -o pipefail; '$PY' -m talkinghead demo \
+if want demo && [ "${GPU_CHECK_SKIP_DEMO:-0}" != 1 ]; then
+    step "demo --profile sample chooses $WANT" 1500 bash -c "set -o pipefail; '$PY' -m talkinghead demo \
         --profile sample --workspace '$WS' | tee '$WS/demo.txt' && grep -E '^device +: $WANT' '$WS/demo.txt'"
-else
+elif want demo; then
     SUMMARY+=("SKIP  demo (GPU_CHECK_SKIP_DEMO=1)")
 fi
 
 say ""; say "=== summary"
 for line in "${SUMMARY[@]}"; do say "$line"; done
-[ -s "$BENCH_TXT" ] && say "bench: $(tail -n 1 "$BENCH_TXT")"
+want bench && [ -s "$BENCH_TXT" ] && say "bench: $(tail -n 1 "$BENCH_TXT")"
 exit $FAILED
