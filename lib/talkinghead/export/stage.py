@@ -18,6 +18,7 @@ from .. import layout
 from ..bundle import (A2M_FILE, IDLE_FILE, MANIFEST_FILE, PASTE_FILE, RENDERER_FILES, check_manifest, file_entry,
                       load_bundle, read_manifest)
 from ..fileio import FileSet, file_set, load_json, save_json
+from ..live import choice
 from ..paths import avatar_dir
 from .graph import OPSET, export_graph, op_types, session
 from .measure import evaluate_variant, latencies
@@ -26,7 +27,8 @@ from .motions import motions_for, random_motions
 from .variants import INT8_MIN_PSNR_DB, make_fp16, make_int8
 
 VARIANTS = ("fp32", "fp16", "int8")
-VARIANT_USE = {"fp32": "reference", "fp16": "GPU (CPU speed depends on the CPU)", "int8": "CPU"}
+VARIANT_USE = {"fp32": "reference", "fp16": "GPU (CPU speed depends on the CPU)",
+               "int8": "smallest file (CPU speed depends on the CPU's int8 support: see latency_ms)"}
 
 
 def load_lp(bundle, lp=None):
@@ -76,12 +78,24 @@ def export_renderer(bundle_dir=None, lp=None, variants=VARIANTS, calibration=Non
         for v in out:
             out[v]["latency_ms"] = lat[v]
         crop = layout.CROP_SIZE
-        entry = {"input": "motion", "output": "face", "variants": out, "default": "fp32",
+        entry = {"input": "motion", "output": "face", "variants": out, **default_variant(out),
                  "shape": {"motion": ["B", layout.MOTION_DIM], "face": ["B", 3, crop, crop]}}
         if register:
             stale = [f for v, f in RENDERER_FILES.items() if v not in out]
             stage_manifest(bundle_dir, fs, drop=stale, renderer=entry)
     return entry
+
+
+def default_variant(variants: dict) -> dict:
+    """{"default": the fastest variant measured here (`latency_ms`) among those whose quality passes
+    (`live.choice.quality`), "default_why": why}: the manifest's choice, never assumed from a variant's label."""
+    ok = choice.passing(variants)
+    best = min(ok, key=lambda v: variants[v]["latency_ms"])
+    ms = ", ".join(f"{v} {variants[v]['latency_ms']:.1f}" for v in ok if v != best)
+    failed = [v for v in variants if v not in ok]
+    why = (f"fastest measured at export ({variants[best]['latency_ms']:.1f} ms per frame" + (f"; {ms} ms" if ms else "")
+           + ") among the variants whose quality passes" + (f" (not {', '.join(failed)})" if failed else ""))
+    return {"default": best, "default_why": why}
 
 
 def _make_variant(fs: FileSet, v: str, calibration, evaluation, reference, int8_min_psnr_db: float, say) -> dict:

@@ -212,7 +212,8 @@ class _Run:
             latency_mean_ms=float(lat.mean()) if len(lat) else 0.0,
             latency_p95_ms=float(np.percentile(lat, 95)) if len(lat) else 0.0,
             delay_ms=1000 * self.engine.delay_s if mode == "realtime" else 0.0,
-            stage_s=times, waited_s=c["waited"], stopped=stopped, variant=rt.variant,
+            stage_s=times, waited_s=c["waited"], stopped=stopped,
+            variant=rt.variant + (f" ({rt.choice.why})" if getattr(rt, "choice", None) else ""),
             providers=", ".join(p if isinstance(p, str) else p[0] for p in rt.providers))
         if mode == "preview" and r.rendered and r.achieved_fps < rt.fps:
             self.engine._say(f"rendering ran at {r.achieved_fps:.1f} fps, slower than real time ({rt.fps} fps): "

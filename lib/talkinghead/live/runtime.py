@@ -20,6 +20,7 @@ from ..bundle import MANIFEST_FILE, Bundle, load_bundle
 from ..errors import BundleError
 from ..fileio import load_npz
 from ..idle import CROSSFADE, IdleLoop
+from . import choice
 
 MODELS = ("renderer", "paste", "audio2motion")
 
@@ -47,6 +48,31 @@ def model_files(bundle: Bundle, variant: str = "default") -> tuple[str, dict]:
                           "pick one of those or export it (notebooks/05_export.ipynb).")
     return name, {"renderer": variants[name]["file"], "paste": models["paste"]["file"],
                   "audio2motion": models["audio2motion"]["file"]}
+
+
+def auto_variant(bundle: Bundle, providers: list, threads: int | None = None) -> choice.Choice:
+    """The renderer variant `variant="auto"` runs: `live.choice.choose` over the manifest's variants, measured here
+    with these providers and threads (once per process for the same files)."""
+    model_files(bundle, "default")                      # no models: the usual one sentence
+    mf = bundle.path / MANIFEST_FILE
+    with _typed(mf):
+        rmod = bundle.models["renderer"]
+        variants = rmod.get("variants") or {"fp32": {"file": rmod.get("file", "renderer.onnx")}}
+        files = {n: str(e["file"]) for n, e in variants.items()}
+    hashes = tuple(sorted((n, str((bundle.manifest.get("files") or {}).get(f, {}).get("sha256"))) for n, f in
+                          files.items()))
+    gpu = any((p if isinstance(p, str) else p[0]) != "CPUExecutionProvider" for p in providers)
+    key = (str(bundle.path.resolve()), hashes, onnxrt.provider_names(providers), threads)
+
+    def open_session(name: str):
+        f = bundle.file(files[name])
+        return onnxrt.session(f, providers, threads, error=_load_error(f))
+
+    try:
+        return choice.choose(variants, open_session, gpu, key=key)
+    except ValueError:
+        raise BundleError(f"{mf}: no renderer variant passes the quality rule (it has {', '.join(variants)}); pick "
+                          "one with variant=... or export again (notebooks/05_export.ipynb).") from None
 
 
 def load_idle(bundle: Bundle, spec) -> IdleLoop | None:
@@ -84,21 +110,23 @@ def load_idle(bundle: Bundle, spec) -> IdleLoop | None:
 class BundleRuntime:
     """The exported avatar bundle, ready to run: the three ONNX sessions, the portrait and the manifest.
 
-    `variant`: the renderer variant ("fp32", "fp16", "int8", or "default": the manifest's choice). `providers`:
+    `variant`: the renderer variant ("fp32", "fp16", "int8", "pocket", "default": the manifest's choice, or "auto":
+    the fastest whose quality passes, measured on this machine, see `live.choice`; `choice` says why). `providers`:
     None (CPU), "cuda"/"auto", or an onnxruntime provider list. `verify`: check every file's sha256 first (a changed
     or corrupt .onnx file is one BundleError sentence naming it). `threads`: onnxruntime intra-op threads.
     """
 
-    def __init__(self, bundle_dir=None, variant: str = "default", providers=None, verify: bool = True,
+    def __init__(self, bundle_dir=None, variant: str = "auto", providers=None, verify: bool = True,
                  threads: int | None = None):
         self.path = Path(bundle_dir) if bundle_dir else paths.avatar_dir()
         bundle = load_bundle(self.path, verify=verify)
         self.manifest = bundle.manifest
         self.portrait = bundle.portrait
-        with _typed(self.path / MANIFEST_FILE):
-            self.variant, self.files = model_files(bundle, variant)
-        checked = {k: bundle.file(f) for k, f in self.files.items()}
         self.providers = onnxrt.resolve_providers(providers)
+        self.choice = auto_variant(bundle, self.providers, threads) if variant == "auto" else None
+        with _typed(self.path / MANIFEST_FILE):
+            self.variant, self.files = model_files(bundle, self.choice.variant if self.choice else variant)
+        checked = {k: bundle.file(f) for k, f in self.files.items()}
         self.sessions = {k: onnxrt.session(f, self.providers, threads, error=_load_error(f))
                          for k, f in checked.items()}
         self._in_dtype = {k: onnxrt.input_dtype(s) for k, s in self.sessions.items()}
@@ -221,7 +249,8 @@ class BundleRuntime:
                 f"({sizes['renderer']:.1f} MB), paste ({sizes['paste']:.1f} MB), audio2motion "
                 f"({sizes['audio2motion']:.2f} MB); {self.width}x{self.height} at {self.fps} fps, lookahead "
                 f"{self.lookahead} frames ({1000 * self.lookahead / self.fps:.0f} ms), idle mode {self.mode}; "
-                f"onnxruntime on {onnxrt.provider_names(self.providers)}")
+                f"onnxruntime on {onnxrt.provider_names(self.providers)}"
+                + (f"; {self.choice.summary()}" if self.choice else ""))
 
 
 @contextlib.contextmanager
