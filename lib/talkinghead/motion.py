@@ -27,7 +27,7 @@ from . import layout, paths
 from .audio import FeatureParams, features_for_frames, frame_rms_db
 from .bake import network_input_size
 from .crop import resize_for_network, to_network_tensor
-from .dataset import save_dataset
+from .dataset import amount_warning, save_dataset
 from .errors import MediaError
 from .face import Face, crop_face, detect_faces
 from .fileio import load_json, load_npz, sha256_file
@@ -50,6 +50,7 @@ class Extraction:
     n_valid: int
     reference_frame: int
     seconds: float
+    warning: str | None = None   # too little recording to learn from (`dataset.amount_warning`)
 
     @property
     def fps(self) -> float:
@@ -293,7 +294,10 @@ def extract(video_path, out_path=None, fps: float = FPS, lp=None, profile=None, 
     save_dataset(out_path, motion, features, valid, seg, emo, np.arange(n) / fps, meta,  # the three: one unit
                  extra_npz={raw_path.name: {**raw, "points5": points, "detected": detected, "valid": valid,
                                             "time_s": np.arange(n) / fps}})
-    return Extraction(out_path, raw_path, n, int(valid.sum()), ref, time.perf_counter() - t0)
+    warning = amount_warning(valid, seg, fps)
+    if warning and progress:
+        print(warning, flush=True)
+    return Extraction(out_path, raw_path, n, int(valid.sum()), ref, time.perf_counter() - t0, warning)
 
 
 # ------------------------------------------------------------------------------------------------ plots

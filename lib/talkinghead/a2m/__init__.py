@@ -17,7 +17,8 @@ from __future__ import annotations
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, METRICS_NAME, Checkpoint, load_checkpoint, metrics_path, \
     save_checkpoint
 from .data import crops, padded_features, spans, split_lines
-from .evaluation import GENERIC_SOURCE_SEED, evaluate, keypoints, metrics_table, pearson, predict, reference_source
+from .evaluation import GENERIC_SOURCE_SEED, baseline_verdict, evaluate, keypoints, metrics_table, pearson, predict, \
+    reference_source
 from .examples import line_example, pick_frames, render_comparison
 from .idle import IDLE_DIMS, MODES, IdleMotion, combine
 from .model import A2MConfig, Audio2Motion, State
@@ -28,7 +29,8 @@ __all__ = [
     "A2MConfig", "Audio2Motion", "State",
     "split_lines", "spans", "padded_features", "crops",
     "TrainConfig", "TrainResult", "SAMPLE_EPOCHS", "default_epochs", "loss_terms", "train", "run_training",
-    "predict", "pearson", "reference_source", "keypoints", "evaluate", "metrics_table", "GENERIC_SOURCE_SEED",
+    "predict", "pearson", "reference_source", "keypoints", "evaluate", "metrics_table", "baseline_verdict",
+    "GENERIC_SOURCE_SEED",
     "IDLE_DIMS", "MODES", "IdleMotion", "combine",
     "CHECKPOINT_NAME", "METRICS_NAME", "CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "Checkpoint",
     "metrics_path",

@@ -18,13 +18,13 @@ import torch.nn as nn
 
 from .. import layout
 from ..audio import FeatureParams, silence_value
-from ..dataset import Dataset, load_dataset, mel_shape, params_dict
+from ..dataset import Dataset, dataset_warning, load_dataset, mel_shape, params_dict
 from ..device import get_device
 from ..errors import DatasetError, TalkingHeadError
 from ..profiles import get_profile
 from .checkpoint import CHECKPOINT_NAME, metrics_path, save_checkpoint
 from .data import crops, padded_features, spans, split_lines
-from .evaluation import evaluate, metrics_table
+from .evaluation import baseline_verdict, evaluate, metrics_table
 from .idle import MODES, IdleMotion
 from .model import A2MConfig, Audio2Motion
 
@@ -248,12 +248,17 @@ def run_training(dataset_path, bundle_dir, config: A2MConfig | None = None, epoc
     if epochs is not None and epochs < 1:  # an untrained model must never replace a trained one
         raise TalkingHeadError(f"epochs={epochs}: train at least one epoch (nothing was written to {bundle_dir}).")
     dataset = load_dataset(dataset_path, expect_params=expect_params if expect_params is not None else params_dict(None))
+    short = dataset_warning(dataset)
+    if short and (verbose or progress):
+        print(short, flush=True)
     result = train(dataset, config, epochs=epochs, seed=seed, device=device, progress=progress,
                    train_config=train_config)
+    beats, verdict = baseline_verdict(result.metrics)
     idle = IdleMotion.from_dataset(dataset, result.model) if mode == "idle_from_recording" else None
     info = result.model.describe(verbose=verbose)
     result.metrics.update(mode=mode, params=info["params"], per_frame_ms=info["per_frame_ms"],
-                          split=result.split, dataset=str(Path(dataset_path).name))
+                          split=result.split, dataset=str(Path(dataset_path).name), beats_baseline=beats,
+                          warnings=[w for w in (short, None if beats else verdict) if w])
     result.mode, result.idle = mode, idle
     ckpt = save_checkpoint(Path(bundle_dir) / CHECKPOINT_NAME, result.model, result.config, result.feature_params,
                            result.metrics, mode, idle, extra={"train_config": dataclasses.asdict(result.train_config)})
@@ -261,4 +266,5 @@ def run_training(dataset_path, bundle_dir, config: A2MConfig | None = None, epoc
     if verbose:
         print(f"trained in {result.seconds:.1f} s (best epoch {result.best_epoch}); idle mode: {mode}")
         print(metrics_table(result.metrics))
+        print(verdict if beats else f"warning: {verdict}.")
     return result
