@@ -168,7 +168,7 @@ def exported(tmp_path_factory):
     from talkinghead.audio import FeatureParams
     from talkinghead.export import export_bundle
 
-    with sf.one_thread():
+    def make():
         lp = sf.liveportrait()
         path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("choice") / "avatar", lp=lp)
         torch.manual_seed(0)
@@ -176,7 +176,9 @@ def exported(tmp_path_factory):
         a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model, model.config, FeatureParams(), {}, mode="audio_only")
         bake.add_files(path, [a2m.CHECKPOINT_NAME])
         export_bundle(path, None, variants=("fp32",), progress=False, lp=lp, latency_frames=1)
-    return path
+        return path
+
+    return sf.cached("fp32-exported-bundle", make)      # once per test process (test_speak_progress uses it too)
 
 
 def _with_stand_in(exported, tmp_path, psnr_db: float):

@@ -8,7 +8,8 @@ The package, one module per job:
 
     runtime   BundleRuntime: the bundle's ONNX sessions, the streaming Audio2Motion step, idle motion, rendering
     sources   AudioSource, ArraySource, FileSource, MicSource, as_source, StreamResampler
-    sinks     Sink, NotebookSink, VideoSink, as_sink
+    sinks     Sink, NotebookSink, VideoSink, ProgressSink (a tqdm bar over frames), as_sink
+    choice    which renderer variant runs here (variant="auto": the fastest whose quality passes, measured here)
     report    Frame, StreamInfo, TimingReport, STAGES
     engine    LiveEngine (the clock: see its module docstring), FrameIterator, MODES
     speech    speak, synthesize, prepare_bundle, files_written, SpeakResult (notebook-facing, above the pipeline),
@@ -26,13 +27,13 @@ from ..pixels import to_uint8
 from .engine import MODES, FrameIterator, LiveEngine
 from .report import STAGES, Frame, StreamInfo, TimingReport
 from .runtime import BundleRuntime, load_idle, needs_export
-from .sinks import NotebookSink, Sink, VideoSink, as_sink
+from .sinks import NotebookSink, ProgressSink, Sink, VideoSink, as_sink
 from .sources import ArraySource, AudioSource, FileSource, MicSource, StreamResampler, as_source
 
 _SPEAK = ("speak", "synthesize", "prepare_bundle", "files_written", "SpeakResult", "language_of", "script_runs")
 
 __all__ = ["BundleRuntime", "LiveEngine", "FrameIterator", "AudioSource", "ArraySource", "FileSource", "MicSource",
-           "StreamResampler", "Sink", "NotebookSink", "VideoSink", "Frame", "StreamInfo", "TimingReport", "STAGES",
+           "StreamResampler", "Sink", "NotebookSink", "VideoSink", "ProgressSink", "Frame", "StreamInfo", "TimingReport", "STAGES",
            "MODES", "as_source", "as_sink", "load_idle", "needs_export", "to_uint8", *_SPEAK]
 
 

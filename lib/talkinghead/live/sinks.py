@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import video
 from ..errors import MediaError
+from ..layout import SAMPLE_RATE
 from ..notebook import jpeg_bytes
 from .report import Frame, StreamInfo, TimingReport
 
@@ -307,3 +308,35 @@ class VideoSink(Sink):
                 pass
             self._thread.join(timeout=10)
         self._tmp.cleanup()
+
+
+class ProgressSink(Sink):
+    """A progress bar over frames (tqdm, with its ETA) for preview mode: `total` frames expected (from the audio's
+    length, `frames_for_seconds`), `desc` its label. Written to stderr, so the figures on stdout stay clean."""
+
+    def __init__(self, total: int | None, desc: str = "render", unit: str = "frame"):
+        self.total, self.desc, self.unit = total, desc, unit
+        self.bar = None
+
+    def start(self, info: StreamInfo) -> None:
+        from tqdm.auto import tqdm   # light, but only a progress bar needs it
+
+        self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, dynamic_ncols=True)
+
+    def frame(self, frame: Frame) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def finish(self, report: TimingReport) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def frames_for_seconds(seconds: float, fps: float) -> int:
+    """How many video frames the engine makes from `seconds` of audio: ceil(samples / samples per frame)."""
+    spf = SAMPLE_RATE / float(fps)
+    return int(np.ceil(round(seconds * SAMPLE_RATE) / spf - 1e-9))

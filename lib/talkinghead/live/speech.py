@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,12 @@ import numpy as np
 from .. import paths, pipeline, tts, video
 from ..errors import MediaError
 from ..fileio import load_json
-from ..layout import SAMPLE_RATE
+from ..layout import MOTION_DIM, SAMPLE_RATE
 from ..corpus.phonetics import language_of, script_runs  # noqa: F401 (re-exported by talkinghead.live)
 from .engine import LiveEngine
 from .report import TimingReport
 from .runtime import BundleRuntime, needs_export
-from .sinks import NotebookSink, VideoSink
+from .sinks import NotebookSink, ProgressSink, VideoSink, frames_for_seconds
 from .sources import ArraySource, as_source
 
 _MEDIA_NAME = re.compile(r"^\S+\.(wav|mp3|flac|ogg|oga|m4a|aac|opus|aiff?|mp4|mov|mkv|webm|avi)$", re.IGNORECASE)
@@ -64,13 +65,15 @@ class SpeakResult:
 
 
 def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None, emotion=None,
-          variant: str = "default", providers=None, backend: str = "espeak", show: bool = False,
-          verbose: bool = False, runtime: BundleRuntime | None = None) -> SpeakResult:
+          variant: str = "auto", providers=None, backend: str = "espeak", show: bool = False,
+          verbose: bool = False, runtime: BundleRuntime | None = None, progress: bool = True) -> SpeakResult:
     """Text or audio -> an mp4 with sound through the exported bundle (preview mode: every frame rendered).
 
     `audio_or_text`: an audio/video file path, (samples, sr), a float array at 16 kHz, or text (synthesised with
     `synthesize`: Mandarin for Han characters, else English). `out_path` defaults to `out/speak.mp4` in the
-    workspace. `show=True` also plays it in the notebook."""
+    workspace. `show=True` also plays it in the notebook. `variant`: the renderer variant ("auto": the fastest whose
+    quality passes, measured on this machine, see `live.choice`). `progress`: before rendering, say how long the
+    audio is and how long rendering will take (from a frame measured just now), then a progress bar over frames."""
     text = lang = None
     out = Path(out_path) if out_path else paths.out_dir() / "speak.mp4"
     if out.is_dir():  # checked before any work, not after the whole render
@@ -80,14 +83,46 @@ def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None,
     if isinstance(audio_or_text, str) and not _is_file(audio_or_text):
         text = audio_or_text
         lang = language or language_of(text)
+        if progress and len(text) > 200:
+            print(f"synthesising {len(text)} characters of speech ...", flush=True)
         source = ArraySource(*synthesize(text, language, backend=backend))
     else:
         source = as_source(audio_or_text, realtime=False)
     rt = runtime or BundleRuntime(bundle_dir, variant=variant, providers=providers)
-    sinks = [VideoSink(out, verbose=verbose)] + ([NotebookSink()] if show else [])
     engine = LiveEngine(rt, emotion=emotion, mode="preview", verbose=verbose)
+    n = frames_for_seconds(source.duration_s or 0.0, rt.fps)
+    if progress:
+        print(estimate(source.duration_s or 0.0, n, rt.fps, frame_ms(rt, engine.batch_size), rt.variant), flush=True)
+    sinks = [VideoSink(out, verbose=verbose)] + ([ProgressSink(n, "speak")] if progress and n else []) + \
+        ([NotebookSink()] if show else [])
     report = engine.run(source, sinks)
     return SpeakResult(sinks[0].path, report, report.audio_s, text, lang)
+
+
+def frame_ms(rt: BundleRuntime, batch: int = 1) -> float:
+    """Milliseconds one frame takes on this machine (renderer + paste), measured now: one batch of `batch` frames
+    after the runtime's warm-up (the first run of a session is several times slower)."""
+    rt.warmup()
+    m = np.zeros((max(1, batch), MOTION_DIM), np.float32)
+    t0 = time.perf_counter()
+    rt.render(m)
+    return 1000 * (time.perf_counter() - t0) / len(m)
+
+
+def estimate(audio_s: float, frames: int, fps: float, ms: float, variant: str = "") -> str:
+    """The line `speak` prints before rendering: the audio's length, its frames and how long they take at `ms`."""
+    took = frames * ms / 1000
+    pace = "faster than" if took < audio_s else "slower than"
+    return (f"speaking {audio_s:.1f} s of audio: {frames} frames at {fps:g} fps; one frame takes {ms:.0f} ms here "
+            f"(renderer {variant}, measured just now), so rendering takes about {duration_text(took)} "
+            f"({pace} real time; every frame is rendered, then the video is written)")
+
+
+def duration_text(seconds: float) -> str:
+    """12.3 -> "12 s", 200 -> "3.3 min", 7200 -> "2.0 h"."""
+    if seconds < 90:
+        return f"{max(seconds, 0.0):.0f} s" if seconds >= 1 else "under a second"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _is_file(s: str) -> bool:
