@@ -258,9 +258,9 @@ def _distill_args(p):
     p.add_argument("--dataset", default=None, help="dataset.npz whose motions the teacher renders (default: the "
                    "workspace's training dataset, as `train` uses)")
     p.add_argument("--frames", type=int, default=None,
-                   help="training teacher frames (default: 400 on the sample profile, 3000 on full)")
-    p.add_argument("--held-out", type=int, default=None, help="held-out teacher frames (default: 100 / 250)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: 600 / 8000)")
+                   help="training teacher frames (default: 160 on the sample profile, 3000 on full)")
+    p.add_argument("--held-out", type=int, default=None, help="held-out teacher frames (default: 40 / 250)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: 200 / 8000)")
     # --device (auto: a GPU when present) is a common flag: where the teacher renders and the student trains
     p.add_argument("--seed", type=int, default=0)
 

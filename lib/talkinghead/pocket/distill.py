@@ -29,15 +29,16 @@ from .teacher import MotionSet, Teacher, estimate_note, gather_motions
 
 CROP = layout.CROP_SIZE
 TRAIN_SIZE = {"sample": 128, "full": 256}                # the sample teacher paints 128 px: nothing is lost there
-FRAMES = {"sample": (240, 60), "full": (3000, 250)}       # (training, held-out) teacher frames by default
-STEPS = {"sample": 300, "full": 8000}
+FRAMES = {"sample": (160, 40), "full": (3000, 250)}       # (training, held-out) teacher frames by default
+STEPS = {"sample": 200, "full": 8000}
+BATCH = {"sample": 8, "full": 16}
 
 
 @dataclass
 class DistillConfig:
-    """Training settings; None picks the profile's default (`TRAIN_SIZE`, `FRAMES`, `STEPS`)."""
+    """Training settings; None picks the profile's default (`TRAIN_SIZE`, `FRAMES`, `STEPS`, `BATCH`)."""
     steps: int | None = None
-    batch: int = 16
+    batch: int | None = None
     lr: float = 3e-3
     train_size: int | None = None
     n_train: int | None = None
@@ -51,7 +52,8 @@ class DistillConfig:
         p = "sample" if profile == "sample" else "full"
         n_train, n_held = FRAMES[p]
         steps = self.steps or STEPS[p]
-        return dataclasses.replace(self, steps=steps, train_size=self.train_size or TRAIN_SIZE[p],
+        return dataclasses.replace(self, steps=steps, batch=self.batch or BATCH[p],
+                                   train_size=self.train_size or TRAIN_SIZE[p],
                                    n_train=self.n_train or n_train, n_held=self.n_held or n_held,
                                    eval_every=self.eval_every or max(1, steps // 10))
 

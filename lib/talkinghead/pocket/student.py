@@ -10,9 +10,15 @@ graph) and predicts, from the motion vector, how to move and repaint it:
         paint (3)  = sigmoid(mask) * residual the colour the warp cannot explain (teeth, shading), gated by a mask
            --MLP--> K coefficients x K basis images (3, Sb, Sb): "blend shapes" of the region, a linear residual
                     initialised from the principal components of the teacher's frames (`init_basis`)
-    fields, blend --bilinear--> the region's size in the 512 crop
-    region = grid_sample(reference, identity + flow) + paint + blend      (2-D, bilinear, border)
-    face   = reference with the region replaced, clamped to [0, 1]
+    fields, blend --bilinear--> the region's size at the warp resolution W (`warp_size`)
+    region = grid_sample(reference_W, identity + flow) + paint + blend      (2-D, bilinear, border)
+    face_W = reference_W with the region replaced
+    face   = bilinear x(512/W)(face_W) + detail, clamped to [0, 1]      detail = reference - bilinear(reference_W)
+
+Warping at W < 512 and adding back the reference's own fine detail (a constant) is the speed knob: onnxruntime's
+GridSample is the costliest op of the graph (~10 ns per sampled value on this CPU), so warping 256x256 instead of
+512x512 saves most of the time, and the detail layer keeps the still parts of the face as sharp as the teacher's.
+The sample teacher paints 128x128 and resizes, so W = 128 loses nothing there.
 
 The region (`roi`, pixels of the 512 crop) is where the teacher's frames ever change on the training motions
 (`teacher.moving_region`): outside it the face is the reference, untouched, and nothing is computed there. The last
@@ -46,6 +52,7 @@ class PocketConfig:
     seed_channels: int = 32
     channels: tuple = (32, 24, 16, 16)
     max_flow: float = 0.25
+    warp_size: int = 512
     basis: int = 16
     basis_size: int = 128
     roi: tuple | None = None
@@ -70,8 +77,8 @@ class PocketConfig:
 
 # The sizes per profile. The released teacher paints 512x512 faces: fields of 128 px, wider channels. The sample one
 # paints 128x128 noise whose change with motion is smooth at a coarser scale: fields of 32 px train in seconds on a CPU.
-CONFIGS = {"sample": PocketConfig(hidden=128, seed_channels=16, channels=(16, 8)),
-           "full": PocketConfig(hidden=384, seed_channels=48, channels=(48, 32, 24, 16))}
+CONFIGS = {"sample": PocketConfig(hidden=128, seed_channels=16, channels=(16, 8), warp_size=128),
+           "full": PocketConfig(hidden=384, seed_channels=48, channels=(48, 32, 24, 16), warp_size=256)}
 
 # Normalisation floors per motion group (a dimension that never moves in the training motions must not blow up).
 STD_FLOOR = {"exp": 1e-3, "pose": 0.5, "t": 1e-3, "log_scale": 1e-3}
@@ -114,7 +121,12 @@ class PocketStudent(nn.Module):
         self.register_buffer("reference", ref.clone())
         self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)).reshape(layout.MOTION_DIM))
         self.register_buffer("std", torch.as_tensor(np.asarray(std, np.float32)).reshape(layout.MOTION_DIM))
-        self.register_buffer("grid512", base_grid(scaled_roi(c.roi, CROP)), persistent=False)
+        w = min(CROP, c.warp_size)
+        ref_w = F.interpolate(ref, size=(w, w), mode="area") if w < CROP else ref.clone()
+        self.register_buffer("reference_w", ref_w, persistent=False)
+        self.register_buffer("detail", ref - F.interpolate(ref_w, size=(CROP, CROP), mode="bilinear",
+                                                           align_corners=False), persistent=False)
+        self.register_buffer("grid_w", base_grid(scaled_roi(c.roi, w), w), persistent=False)
         self.mlp = nn.Sequential(nn.Linear(layout.MOTION_DIM, c.hidden), nn.GELU())
         self.seed = nn.Sequential(nn.Linear(c.hidden, c.seed_channels * c.grid * c.grid), nn.GELU())
         self.coef = nn.Linear(c.hidden, max(1, c.basis))
@@ -141,19 +153,26 @@ class PocketStudent(nn.Module):
 
     def paint(self, motion: torch.Tensor, reference: torch.Tensor, size: int) -> torch.Tensor:
         """Render at a `size` x `size` crop from `reference` (1, 3, size, size) -> (B, 3, size, size) in [0, 1]."""
-        y0, x0, h, w = roi = scaled_roi(self.config.roi, size)
+        w = min(size, self.config.warp_size)
+        final = size == CROP
+        ref_w = self.reference_w if final else reference if w == size else \
+            F.interpolate(reference, size=(w, w), mode="area")
+        y0, x0, h, wd = roi = scaled_roi(self.config.roi, w)
         fields, blend = self.fields(motion)
-        f = F.interpolate(fields, size=(h, w), mode="bilinear", align_corners=False)
-        blend = F.interpolate(blend, size=(h, w), mode="bilinear", align_corners=False)
+        f = F.interpolate(fields, size=(h, wd), mode="bilinear", align_corners=False)
+        blend = F.interpolate(blend, size=(h, wd), mode="bilinear", align_corners=False)
         b = f.shape[0]
-        grid = (self.grid512 if size == CROP else base_grid(roi, size).to(f.device)) + f[:, 0:2].permute(0, 2, 3, 1)
-        region = F.grid_sample(reference.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
-                               align_corners=False) + f[:, 2:5] + blend
-        if (h, w) == (size, size):
-            return torch.clamp(region, 0.0, 1.0)
-        delta = region - reference[:, :, y0:y0 + h, x0:x0 + w]
-        delta = F.pad(delta, (x0, size - x0 - w, y0, size - y0 - h))
-        return torch.clamp(reference + delta, 0.0, 1.0)
+        grid = (self.grid_w if final else base_grid(roi, w).to(f.device)) + f[:, 0:2].permute(0, 2, 3, 1)
+        face = F.grid_sample(ref_w.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                             align_corners=False) + f[:, 2:5] + blend
+        if (h, wd) != (w, w):
+            delta = face - ref_w[:, :, y0:y0 + h, x0:x0 + wd]
+            face = ref_w + F.pad(delta, (x0, w - x0 - wd, y0, w - y0 - h))
+        if w < size:
+            detail = self.detail if final else \
+                reference - F.interpolate(ref_w, size=(size, size), mode="bilinear", align_corners=False)
+            face = F.interpolate(face, size=(size, size), mode="bilinear", align_corners=False) + detail
+        return torch.clamp(face, 0.0, 1.0)
 
     def forward(self, motion: torch.Tensor) -> torch.Tensor:
         return self.paint(motion, self.reference, CROP)
@@ -163,8 +182,11 @@ class PocketStudent(nn.Module):
         """Set the basis images to the principal components of the teacher frames' change from the reference, in the
         region: frames uint8 (N, 3, s, s), reference (1, 3, s, s); the coefficients start at zero."""
         c = self.config
-        y0, x0, h, w = scaled_roi(c.roi, frames.shape[-1])
-        x = torch.from_numpy(frames[:, :, y0:y0 + h, x0:x0 + w]).float() / 255 - reference[:, :, y0:y0 + h, x0:x0 + w]
+        w = min(frames.shape[-1], c.warp_size)
+        frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), 1024)).round().astype(int)]
+        x = F.interpolate(torch.from_numpy(frames).float() / 255 - reference, size=(w, w), mode="area")
+        y0, x0, h, wd = scaled_roi(c.roi, w)
+        x = x[:, :, y0:y0 + h, x0:x0 + wd]
         x = F.interpolate(x, size=(c.basis_size, c.basis_size), mode="area").flatten(1)
         k = min(self.basis.shape[0], x.shape[0], x.shape[1])
         _, s, v = torch.linalg.svd(x - x.mean(0), full_matrices=False)
