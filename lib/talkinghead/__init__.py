@@ -3,7 +3,8 @@
 The package is shaped like the pipeline, one room per stage (notebook numbers in parentheses); `docs/architecture.md`
 in the repository describes the rooms, what may import what, the avatar bundle format and the profiles:
 
-    contract          layout (the motion vector, SAMPLE_RATE, FPS, CROP_SIZE), errors, profiles, paths, fileio
+    contract          layout (the motion vector, SAMPLE_RATE, FPS, CROP_SIZE), errors, profiles, paths, fileio,
+                      progress (estimates before long stages)
     networks          liveportrait/ (F, M, W, G, S and keypoint arithmetic), hub, device
     media             video (reading/writing media, sound included), audio (streaming log-mel features)
     text              corpus/ (the recording script), tts (its per-line speech) (01)
@@ -25,7 +26,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {  # every module and subpackage of the folder (tests/test_core.py checks it against the files)
     "a2m", "audio", "bake", "bundle", "cli", "clicheck", "corpus", "crop", "dataset", "device", "errors", "export",
     "face", "features_onnx", "fileio", "hub", "idle", "inputs", "landmarks", "layout", "live", "liveportrait",
-    "machine", "motion", "mtcnn", "notebook", "onnxrt", "paths", "pipeline", "pixels", "pocket", "profiles",
+    "machine", "motion", "mtcnn", "notebook", "onnxrt", "paths", "pipeline", "pixels", "pocket", "profiles", "progress",
     "recorder", "render", "sample", "serve", "show", "torch_renderer", "tts", "video",
 }
 

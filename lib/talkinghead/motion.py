@@ -33,6 +33,7 @@ from .face import Face, crop_face, detect_faces
 from .fileio import load_json, load_npz, sha256_file
 from .layout import FPS, SAMPLE_RATE
 from .profiles import get_profile
+from .progress import Estimate
 from .video import iter_video_frames, probe, read_audio
 
 DETECT_MAX_SIDE = 640   # frames are shrunk to this for detection (points scaled back)
@@ -71,9 +72,14 @@ def track_face(video_path, fps: float = FPS, detector: str = "auto", weights_dir
     info = probe(video_path)
     scale = min(1.0, DETECT_MAX_SIDE / max(info.width, info.height))
     candidates = []
+    est = Estimate("face tracking", max(1, int(round(info.duration_s * fps))), "frame", enabled=progress)
     for _, frame in iter_video_frames(video_path, fps=fps, max_side=DETECT_MAX_SIDE, progress=progress):
         faces = detect_faces(frame, detector=detector, weights_dir=weights_dir)
         candidates.append([(f.points5 / scale, f.score) for f in faces])
+        if len(candidates) == 1:           # the first frame pays for loading the detector: timed from the second
+            est.restart()
+        elif len(candidates) == 4:
+            est.update(3)
     points, detected = pick_track(candidates)
     points = smooth_points(points, detected)
     valid = detected.copy()
@@ -141,6 +147,7 @@ def run_motion_extractor(video_path, points: np.ndarray, valid: np.ndarray, lp, 
     out = {k: np.zeros((n, d), np.float32) for k, d in
            (("pose", 3), ("exp", 63), ("t", 3), ("scale", 1), ("kp", 63), ("pitch", 66), ("yaw", 66), ("roll", 66))}
     batch, idx = [], []
+    est = Estimate("motion extraction (M)", int(valid[:n].sum()), "frame", enabled=progress)
 
     def flush():
         x = torch.from_numpy(np.concatenate(batch)).to(lp.device, lp.dtype)
@@ -149,6 +156,7 @@ def run_motion_extractor(video_path, points: np.ndarray, valid: np.ndarray, lp, 
             info["pose"] = pose_degrees(info)
         for k in out:
             out[k][idx] = info[k].float().cpu().numpy().reshape(len(idx), -1)
+        est.update(len(idx))
         batch.clear()
         idx.clear()
 

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import layout, pixels
+from .progress import Estimate
 from .crop import CROP_SIZE, paste_grid
 
 # Closing the source's lips: LivePortrait's "aaa" direction (docs/facts.md) moves kp19.y by +0.001 and kp17.y by -0.0001
@@ -224,10 +225,15 @@ def iter_frames(bundle, motion: np.ndarray, lp=None, paste: bool = True, batch_s
         renderer = BakedRenderer(lp, bundle, paste=paste, close_lips=close_lips).eval()
     fr = FrameRenderer(renderer, compile=compile, batch_size=batch_size, log=tqdm.write)
     motion = np.asarray(motion, np.float32).reshape(-1, layout.MOTION_DIM)
+    est = Estimate("render", len(motion), "frame", enabled=progress)
     with tqdm(total=len(motion), desc="render", unit="frame", disable=not progress) as bar:
         for i in range(0, len(motion), fr.batch_size):
             out = fr.frames(motion[i:i + fr.batch_size])
             bar.update(len(out))
+            if i == 0:
+                est.restart()             # the first batch pays for warm-up (and compiling on CUDA): timed after it
+            elif i == fr.batch_size:
+                est.update(len(out))
             yield from out
 
 

@@ -53,6 +53,7 @@ from .corpus import Line, hanzi_pinyin, index_row, make_index, write_index
 from .errors import MediaError, TalkingHeadError
 from .fileio import atomic_path, load_json, save_json
 from .layout import SAMPLE_RATE
+from .progress import Estimate
 PHONEMES_FORMAT_VERSION = 1
 
 
@@ -464,7 +465,10 @@ def synthesize_corpus(lines: Iterable, out_dir: str | os.PathLike, backend: str 
     jobs = [(l, r) for l in lines for r in rates]
     rows, bad = [], []
     t0 = time.perf_counter()
+    est = Estimate(f"TTS ({be.name})", len(jobs), "line", enabled=progress)
     for line, rate in tqdm(jobs, desc=f"TTS ({be.name})", unit="line", disable=not progress):
+        if len(rows) == 1:
+            est.update(1)
         try:
             row = synthesize_line(line, out_dir, be, rate)
         except TalkingHeadError as e:

@@ -22,6 +22,7 @@ from ..dataset import Dataset, dataset_warning, load_dataset, mel_shape, params_
 from ..device import get_device
 from ..errors import DatasetError, TalkingHeadError
 from ..profiles import get_profile
+from ..progress import Estimate
 from .checkpoint import CHECKPOINT_NAME, metrics_path, save_checkpoint
 from .data import crops, padded_features, spans, split_lines
 from .evaluation import baseline_verdict, evaluate, metrics_table
@@ -173,7 +174,11 @@ def _fit(model: Audio2Motion, dataset: Dataset, split: dict, train_spans, n_trai
     best, best_state, best_epoch, bad = math.inf, None, 0, 0
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, tc.epochs), eta_min=tc.lr * 0.05)
     bar = tqdm(range(tc.epochs), desc="Audio2Motion", disable=not progress)
+    est = Estimate("Audio2Motion training", tc.epochs, "epoch", note="at most; early stopping usually ends it sooner",
+                   enabled=progress)
     for epoch in bar:
+        if epoch == 1:
+            est.update(1)
         fx, ex, my, mk = crops(dataset, train_spans, feats, tc.crop_frames, n_crops, L, rng)
         ex[rng.random(n_crops) < tc.emotion_dropout] = n_emotions       # trained without their label
         train_loss = _train_epoch(model, opt, (fx, ex, my, mk), tc)

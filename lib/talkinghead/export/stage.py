@@ -73,7 +73,8 @@ def export_renderer(bundle_dir=None, lp=None, variants=VARIANTS, calibration=Non
         say(f"renderer.onnx exported in {time.perf_counter() - t0:.1f} s")
         with torch.no_grad():
             reference = module(torch.from_numpy(evaluation)).numpy()
-        out = {v: _make_variant(fs, v, calibration, evaluation, reference, int8_min_psnr_db, say) for v in variants}
+        out = {v: _make_variant(fs, v, calibration, evaluation, reference, int8_min_psnr_db, say, progress)
+               for v in variants}
         lat = latencies({v: fs.path(RENDERER_FILES[v]) for v in out}, {"motion": evaluation[:1]}, latency_frames)
         for v in out:
             out[v]["latency_ms"] = lat[v]
@@ -98,14 +99,15 @@ def default_variant(variants: dict) -> dict:
     return {"default": best, "default_why": why}
 
 
-def _make_variant(fs: FileSet, v: str, calibration, evaluation, reference, int8_min_psnr_db: float, say) -> dict:
+def _make_variant(fs: FileSet, v: str, calibration, evaluation, reference, int8_min_psnr_db: float, say,
+                  progress: bool = False) -> dict:
     """Make variant `v` from renderer.onnx (fp32 is already staged) and measure it: its manifest entry."""
     fp32, path = fs.path(RENDERER_FILES["fp32"]), fs.path(RENDERER_FILES[v])
     t0 = time.perf_counter()
     if v == "fp16":
         info = make_fp16(fp32, path)
     elif v == "int8":
-        info = make_int8(fp32, path, calibration, evaluation, min_psnr_db=int8_min_psnr_db)
+        info = make_int8(fp32, path, calibration, evaluation, min_psnr_db=int8_min_psnr_db, progress=progress)
     else:
         info = {"float_ops": op_types(path)}
     if v != "fp32":

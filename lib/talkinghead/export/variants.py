@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TalkingHeadError
+from ..progress import Estimate
 from .graph import op_types, save_model, session
 from .measure import psnr
 
@@ -93,9 +94,9 @@ def int8_group(node_name: str) -> str:
 
 
 def make_int8(src: Path, dst: Path, calibration, evaluation, min_psnr_db: float = INT8_MIN_PSNR_DB,
-              sensitivity: bool = True) -> dict:
+              sensitivity: bool = True, progress: bool = False) -> dict:
     """Static QDQ int8 of Conv/MatMul/Gemm (per channel, reduce_range for AVX2 without VNNI), MinMax calibration on
-    `calibration` motions (computed once, cached).
+    `calibration` motions (computed once, cached). `progress`: a bar over the blocks, and the estimate when long.
 
     Sensitivity (`sensitivity=True`): each block (`int8_group`) is quantized alone and the PSNR of the renderer's output
     against the float graph is measured on `evaluation` motions; blocks below `min_psnr_db` are kept in float and the
@@ -130,8 +131,12 @@ def make_int8(src: Path, dst: Path, calibration, evaluation, min_psnr_db: float 
 
         alone = {}
         if sensitivity:
-            for g, nodes in groups.items():
+            from tqdm.auto import tqdm
+
+            est = Estimate("int8 sensitivity", len(groups) + 1, "block", enabled=progress)
+            for g, nodes in tqdm(groups.items(), desc="int8 blocks", unit="block", disable=not progress):
                 alone[g] = round(quantize(td / "one.onnx", include=nodes), 2)
+                est.update(1)
         keep = [g for g, p in alone.items() if p < min_psnr_db]
         exclude = [n for g in keep for n in groups[g]]
         if len(exclude) == sum(map(len, groups.values())):

@@ -65,7 +65,7 @@ def quality(name: str, entry: dict) -> tuple[bool, str]:
         if psnr < POCKET_MIN_PSNR_DB:
             return False, f"{psnr:.1f} dB against the teacher, under {POCKET_MIN_PSNR_DB:g} dB"
         if len(base) < 2 or student is None or student <= max(base):
-            return False, f"does not beat its held-out baselines (static face, nearest training frame)"
+            return False, "does not beat its held-out baselines (static face, nearest training frame)"
         return True, f"{psnr:.1f} dB against the teacher (at least {POCKET_MIN_PSNR_DB:g}), beats its baselines"
     if psnr < MIN_PSNR_DB:
         return False, f"{psnr:.1f} dB against float32, under {MIN_PSNR_DB:g} dB"

@@ -53,9 +53,9 @@ def model_files(bundle: Bundle, variant: str = "default") -> tuple[str, dict]:
 def auto_variant(bundle: Bundle, providers: list, threads: int | None = None) -> choice.Choice:
     """The renderer variant `variant="auto"` runs: `live.choice.choose` over the manifest's variants, measured here
     with these providers and threads (once per process for the same files)."""
-    model_files(bundle, "default")                      # no models: the usual one sentence
     mf = bundle.path / MANIFEST_FILE
     with _typed(mf):
+        model_files(bundle, "default")                  # no models, wrong types: the usual one sentence
         rmod = bundle.models["renderer"]
         variants = rmod.get("variants") or {"fp32": {"file": rmod.get("file", "renderer.onnx")}}
         files = {n: str(e["file"]) for n, e in variants.items()}

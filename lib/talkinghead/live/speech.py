@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import paths, pipeline, tts, video
+from ..progress import duration_text
 from ..errors import MediaError
 from ..fileio import load_json
 from ..layout import MOTION_DIM, SAMPLE_RATE
@@ -116,13 +117,6 @@ def estimate(audio_s: float, frames: int, fps: float, ms: float, variant: str = 
     return (f"speaking {audio_s:.1f} s of audio: {frames} frames at {fps:g} fps; one frame takes {ms:.0f} ms here "
             f"(renderer {variant}, measured just now), so rendering takes about {duration_text(took)} "
             f"({pace} real time; every frame is rendered, then the video is written)")
-
-
-def duration_text(seconds: float) -> str:
-    """12.3 -> "12 s", 200 -> "3.3 min", 7200 -> "2.0 h"."""
-    if seconds < 90:
-        return f"{max(seconds, 0.0):.0f} s" if seconds >= 1 else "under a second"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _is_file(s: str) -> bool:
