@@ -35,7 +35,6 @@ def stand_in_renderer(path, slow_matmuls: int = 0):
              helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
              helper.make_tensor("one", TensorProto.INT64, [1], [1]),
              helper.make_tensor("chw", TensorProto.INT64, [3], [3, CROP, CROP])]
-    last = "face0"
     if slow_matmuls:
         rng = np.random.default_rng(0)
         w = (rng.normal(0, 1 / 16, (256, 256))).astype(np.float32)
@@ -49,7 +48,6 @@ def stand_in_renderer(path, slow_matmuls: int = 0):
         nodes += [helper.make_node("ReduceMean", [f"m{slow_matmuls}"], ["r"], keepdims=0),
                   helper.make_node("Mul", ["r", "nil"], ["r0"]),
                   helper.make_node("Add", ["face0", "r0"], ["face"])]
-        last = "face"
     else:
         nodes.append(helper.make_node("Identity", ["face0"], ["face"]))
     graph = helper.make_graph(nodes, "stand_in", [helper.make_tensor_value_info("motion", TensorProto.FLOAT,
@@ -198,7 +196,7 @@ def _with_stand_in(exported, tmp_path, psnr_db: float):
 
 
 @pytest.mark.parametrize("psnr_db, expect", [(45.0, "int8"), (20.0, "fp32")])
-def test_runtime_auto_measures_here_and_respects_quality(exported, tmp_path, psnr_db, expect):
+def test_runtime_auto_measures_here_and_respects_quality(exported, tmp_path, capsys, psnr_db, expect):
     from talkinghead import live
 
     bundle = _with_stand_in(exported, tmp_path, psnr_db)
@@ -212,3 +210,6 @@ def test_runtime_auto_measures_here_and_respects_quality(exported, tmp_path, psn
     report = live.LiveEngine(rt, mode="preview", verbose=False).run(np.zeros(1600, np.float32), [])
     assert report.variant.startswith(expect) and rt.choice.why in report.variant
     assert live.BundleRuntime(bundle, variant="fp32", threads=1).choice is None          # asked by name: no choice
+    capsys.readouterr()
+    live.speak(bundle, (np.zeros(3200, np.float32), 16000), tmp_path / "a.mp4", runtime=rt)
+    assert capsys.readouterr().out.splitlines()[0] == f"renderer variant {expect}: {rt.choice.why}"   # speak says it

@@ -92,6 +92,8 @@ def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None,
     rt = runtime or BundleRuntime(bundle_dir, variant=variant, providers=providers)
     engine = LiveEngine(rt, emotion=emotion, mode="preview", verbose=verbose)
     n = frames_for_seconds(source.duration_s or 0.0, rt.fps)
+    if progress and getattr(rt, "choice", None) is not None and len(rt.choice.quality) > 1:
+        print(rt.choice.summary(), flush=True)          # which variant runs here, and why
     if progress:
         print(estimate(source.duration_s or 0.0, n, rt.fps, frame_ms(rt, engine.batch_size), rt.variant), flush=True)
     sinks = [VideoSink(out, verbose=verbose)] + ([ProgressSink(n, "speak")] if progress and n else []) + \
