@@ -109,7 +109,7 @@ def stream_onnx(runtime, features: np.ndarray, emotion: int | None = None, chunk
     manifest's silence flush the end.
     """
     if not isinstance(runtime, BundleRuntime):
-        runtime = BundleRuntime(runtime, verify=False)
+        runtime = BundleRuntime(runtime, variant="default", verify=False)   # no renderer measured: a2m only
     L = runtime.lookahead
     feats = np.concatenate([np.asarray(features, np.float32), runtime.silence_features(L)])
     state, eid, outs = runtime.a2m_init_state(), runtime.emotion_id(emotion), []
@@ -130,7 +130,7 @@ def _a2m_parity(bundle_dir: Path, checkpoint, features, chunk) -> dict:
         rng = np.random.default_rng(3)
         features = (ckpt.model.feat_mean.numpy() + ckpt.model.feat_std.numpy()
                     * rng.normal(0, 1, (37, c.mel_per_frame, c.n_mels))).astype(np.float32)
-    runtime = BundleRuntime(bundle_dir, verify=False)
+    runtime = BundleRuntime(bundle_dir, variant="default", verify=False)     # a2m only: no renderer measured
     res = {}
     for emo in (None, 1):
         got = stream_onnx(runtime, features, emo, chunk)

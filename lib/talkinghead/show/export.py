@@ -69,7 +69,7 @@ def plot_stream(bundle_dir, dataset_path, frames: int = 100, chunk: int = 4):
     import matplotlib.pyplot as plt
 
     ds = load_dataset(dataset_path, min_valid_s=0.0)
-    runtime = live.BundleRuntime(bundle_dir)
+    runtime = live.BundleRuntime(bundle_dir, variant="default")      # audio2motion only: no renderer measured
     m = export.stream_onnx(runtime, ds.features[:frames], chunk=chunk)
     t = np.arange(len(m)) / runtime.fps
     fig, ax = plt.subplots(figsize=(8, 2.5))
