@@ -66,3 +66,18 @@ def test_render_and_training_say_their_estimate(monkeypatch, capsys, tmp_path):
                      progress=True, verbose=False)
     err_out = "".join(capsys.readouterr())
     assert "Audio2Motion training: 2 epochs" in err_out and "early stopping usually ends it sooner" in err_out
+
+
+def test_export_latency_measurement_says_its_estimate(monkeypatch, capsys, tmp_path):
+    """Export's round-robin latency measurement (seconds per frame per variant on a CPU at full size): a bar and,
+    when long, the estimate first."""
+    pytest.importorskip("onnx")
+    from talkinghead.export.measure import latencies
+    from test_variant_choice import stand_in_renderer
+
+    monkeypatch.setattr(progress, "ESTIMATE_S", 0.0)
+    paths = {"fp32": stand_in_renderer(tmp_path / "a.onnx"), "int8": stand_in_renderer(tmp_path / "b.onnx", 20)}
+    lat = latencies(paths, {"motion": np.zeros((1, 69), np.float32)}, frames=3, warmup=2, progress=True)
+    assert set(lat) == {"fp32", "int8"} and lat["int8"] > lat["fp32"]
+    out = "".join(capsys.readouterr())
+    assert re.search(r"latency of fp32, int8: 5 rounds, [\d.]+ m?s each here \(measured on the first 1\)", out), out

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import Estimate
 from .graph import session
 
 
@@ -30,19 +31,26 @@ def latency_ms(sess, feeds: dict, frames: int = 5, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def latencies(paths: dict, feeds: dict, frames: int = 5, warmup: int = 2, providers=None) -> dict:
+def latencies(paths: dict, feeds: dict, frames: int = 5, warmup: int = 2, providers=None,
+              progress: bool = False) -> dict:
     """Median ms per run (batch 1) of several graphs, measured round-robin so that load from other processes on a
-    shared machine hits every variant alike."""
+    shared machine hits every variant alike. `progress`: a bar over the runs, and the estimate when long."""
+    from tqdm.auto import tqdm
+
     sessions = {k: session(p, providers) for k, p in paths.items()}
-    for s in sessions.values():
-        for _ in range(warmup):
-            s.run(None, feeds)
+    rounds = warmup + max(1, frames)
+    est = Estimate("latency of " + ", ".join(sessions), rounds, "round", enabled=progress)
     times = {k: [] for k in sessions}
-    for _ in range(max(1, frames)):
+    for r in tqdm(range(rounds), desc="latency", unit="round", disable=not progress):
         for k, s in sessions.items():
             t0 = time.perf_counter()
             s.run(None, feeds)
-            times[k].append((time.perf_counter() - t0) * 1000)
+            if r >= warmup:
+                times[k].append((time.perf_counter() - t0) * 1000)
+        if r == 1:                    # the first round pays for each session's first run
+            est.restart()
+        elif r == 2:
+            est.update(1)
     return {k: round(statistics.median(t), 3) for k, t in times.items()}
 
 

@@ -68,6 +68,7 @@ def export_renderer(bundle_dir=None, lp=None, variants=VARIANTS, calibration=Non
 
     with _unit(bundle_dir, fs) as fs:
         t0 = time.perf_counter()
+        say("exporting renderer.onnx (warping, generator and stitching, the portrait's features inside) ...")
         export_graph(module, (torch.zeros(1, layout.MOTION_DIM),), fs.path(RENDERER_FILES["fp32"]), ["motion"],
                      ["face"], {"motion": {0: "batch"}, "face": {0: "batch"}})
         say(f"renderer.onnx exported in {time.perf_counter() - t0:.1f} s")
@@ -75,7 +76,8 @@ def export_renderer(bundle_dir=None, lp=None, variants=VARIANTS, calibration=Non
             reference = module(torch.from_numpy(evaluation)).numpy()
         out = {v: _make_variant(fs, v, calibration, evaluation, reference, int8_min_psnr_db, say, progress)
                for v in variants}
-        lat = latencies({v: fs.path(RENDERER_FILES[v]) for v in out}, {"motion": evaluation[:1]}, latency_frames)
+        lat = latencies({v: fs.path(RENDERER_FILES[v]) for v in out}, {"motion": evaluation[:1]}, latency_frames,
+                        progress=progress)
         for v in out:
             out[v]["latency_ms"] = lat[v]
         crop = layout.CROP_SIZE
@@ -104,6 +106,8 @@ def _make_variant(fs: FileSet, v: str, calibration, evaluation, reference, int8_
     """Make variant `v` from renderer.onnx (fp32 is already staged) and measure it: its manifest entry."""
     fp32, path = fs.path(RENDERER_FILES["fp32"]), fs.path(RENDERER_FILES[v])
     t0 = time.perf_counter()
+    if v != "fp32":
+        say(f"making {RENDERER_FILES[v]} ...")
     if v == "fp16":
         info = make_fp16(fp32, path)
     elif v == "int8":
