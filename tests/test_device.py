@@ -253,7 +253,7 @@ def test_compiled_path_pads_short_batches_to_two_shapes(lp, bundle, motions, mon
 
 
 # ------------------------------------------------------------------------------------------------ live torch backend
-def test_backend_choice(machine):
+def test_backend_choice(machine, monkeypatch):
     from talkinghead.torch_renderer import choose_backend
 
     machine(cuda=False)
@@ -261,6 +261,9 @@ def test_backend_choice(machine):
     machine(cuda=True)
     name, why = choose_backend("auto")
     assert name == "torch" and "Fake GPU" in why
+    monkeypatch.setenv(device.DEVICE_ENV, "cpu")                       # the device rule decides, as everywhere
+    assert choose_backend("auto")[0] == "onnx"
+    monkeypatch.delenv(device.DEVICE_ENV)
     assert choose_backend("onnx") == ("onnx", "asked for explicitly") and choose_backend("TORCH")[0] == "torch"
     with pytest.raises(TalkingHeadError, match="auto, onnx, torch"):
         choose_backend("tensorrt")

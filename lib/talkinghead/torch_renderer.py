@@ -8,9 +8,9 @@ either. It computes what renderer.onnx + paste.onnx compute (the same networks o
 norm folded as the export folds it), up to float16 rounding on CUDA, and compiles with `torch.compile` there
 (`render.FrameRenderer`: ~30 s warm-up, announced; a failure falls back to eager and says why).
 
-`choose_backend("auto")` takes `torch` where PyTorch sees a CUDA GPU (measured on an H200: ~7 ms a frame at batch 1,
-compiled under autocast, against ~15 ms for LivePortrait's own autocast code), else `onnx` (onnxruntime, providers in
-`device.ordered_providers` order: TensorRT, CUDA, CoreML, DirectML, CPU).
+`choose_backend("auto")` takes `torch` where the device rule (`talkinghead.device`) picks a CUDA GPU (measured on an
+H200: ~7 ms a frame at batch 1, compiled under autocast, against ~15 ms for LivePortrait's own autocast code), else
+`onnx` (onnxruntime, providers in `onnxrt.ordered_providers` order: TensorRT, CUDA, CoreML, DirectML, CPU).
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from . import layout
-from .errors import TalkingHeadError
+from .device import resolve_device
+from .errors import DeviceError, TalkingHeadError
 
 BACKENDS = ("auto", "onnx", "torch")
 
@@ -34,13 +35,14 @@ def choose_backend(backend: str = "auto") -> tuple[str, str]:
     if name != "auto":
         return name, "asked for explicitly"
     try:
-        import torch
+        dev, why = resolve_device("auto")
     except ImportError:
         return "onnx", "PyTorch is not installed"
-    if torch.cuda.is_available():
-        return "torch", (f"PyTorch sees a CUDA GPU ({torch.cuda.get_device_name(torch.cuda.current_device())}): "
-                         "autocast + torch.compile is the fastest renderer there")
-    return "onnx", "PyTorch sees no CUDA GPU: onnxruntime with the best provider it has"
+    except DeviceError as e:
+        return "onnx", str(e)
+    if dev.type == "cuda":
+        return "torch", f"PyTorch renders on {dev}: {why}; autocast + torch.compile is the fastest renderer there"
+    return "onnx", f"PyTorch would render on {dev} ({why}): onnxruntime with the best provider it has is faster"
 
 
 class TorchBackend:
