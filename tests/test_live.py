@@ -361,3 +361,28 @@ def test_runtime_manifest_with_wrong_types_is_one_sentence(env, tmp_path, change
     with pytest.raises(BundleError) as e:
         live.BundleRuntime(bad, verify=False)
     assert str(bad / "manifest.json") in _one_sentence(e)
+
+
+def test_runtime_streams_through_the_bundles_features_onnx(env, runtime, tmp_path):
+    """Export writes features.onnx (the graph the browser page runs); the runtime streams with it, and its motion
+    equals the motion of the same runtime on `talkinghead.audio`'s front end (the bundle without that model)."""
+    from talkinghead.features_onnx import FEATURES_FILE, OnnxFeatures
+
+    b = bake.load_bundle(env[0])
+    assert b.models["features"]["file"] == FEATURES_FILE and FEATURES_FILE in b.manifest["files"]
+    assert isinstance(runtime.feature_stream(), OnnxFeatures)
+    x = _speechy(0.5, seed=5)
+    np.testing.assert_allclose(runtime.feature_stream().features_for_frames(x), features_for_frames(x), atol=1e-5)
+    plain = tmp_path / "plain"
+    shutil.copytree(env[0], plain)
+    m = bake.load_bundle(plain).manifest
+    del m["models"]["features"]
+    del m["files"][FEATURES_FILE]
+    (plain / FEATURES_FILE).unlink()
+    (plain / "manifest.json").write_text(__import__("json").dumps(m))
+    rt = live.BundleRuntime(plain, threads=1)
+    assert rt.features_session is None and not isinstance(rt.feature_stream(), OnnxFeatures)
+    np.testing.assert_allclose(runtime.motion_offline(x), rt.motion_offline(x), atol=1e-5)
+    streamed, _ = _stream(runtime, x, chunk=333)
+    plain_streamed, _ = _stream(rt, x, chunk=333)
+    assert np.abs(streamed.astype(int) - plain_streamed.astype(int)).max() <= 1

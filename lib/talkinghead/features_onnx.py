@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import onnxrt
 from .audio import FeatureParams
 
 FEATURES_FILE = "features.onnx"
@@ -149,16 +150,13 @@ class OnnxFeatures:
     `model`: a features.onnx path, or None to build the graph in memory for `params`.
     """
 
-    def __init__(self, model=None, params: FeatureParams = FeatureParams()):
-        import onnxruntime as ort
-
+    def __init__(self, model=None, params: FeatureParams = FeatureParams(), session=None):
         self.params = params
         self.context = context_samples(params)
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = 1
-        src = str(model) if model is not None else build_model(params).SerializeToString()
-        self.session = ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
+        if session is None:
+            src = model if model is not None else build_model(params).SerializeToString()
+            session = onnxrt.session(src, threads=1)
+        self.session = session      # shareable: the runtime opens features.onnx once and streams with many of these
         self.reset()
 
     def run(self, padded: np.ndarray) -> np.ndarray:

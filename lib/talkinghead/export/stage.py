@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import layout
+from .. import features_onnx, layout
+from ..audio import FeatureParams
 from ..bundle import (A2M_FILE, IDLE_FILE, MANIFEST_FILE, PASTE_FILE, RENDERER_FILES, check_manifest, file_entry,
                       load_bundle, read_manifest)
 from ..fileio import FileSet, file_set, load_json, save_json
@@ -136,6 +137,14 @@ def export_paste(bundle_dir=None, register: bool = True, fs: FileSet | None = No
     return entry
 
 
+def export_features_graph(fs: FileSet, feature_params: dict) -> dict:
+    """Stage features.onnx (the log-mel front end the model was trained on, as an ONNX graph shared by the live
+    engine and the browser page) in `fs`; returns its manifest entry (`models.features`)."""
+    params = FeatureParams.from_dict(feature_params)
+    features_onnx.write_model(fs.path(features_onnx.FEATURES_FILE), params)
+    return features_onnx.manifest_entry(params)
+
+
 def load_a2m_checkpoint(bundle_dir: Path, checkpoint=None):
     """`checkpoint` when it is a loaded `a2m.Checkpoint`, else the one at that path (default: the bundle's
     audio2motion.pt), via `a2m.load_checkpoint` (one BundleError sentence when it is missing or unreadable)."""
@@ -222,7 +231,7 @@ def stage_manifest(bundle_dir: Path, fs: FileSet, drop=(), **entries) -> dict:
 def export_bundle(bundle_dir=None, dataset_path=None, variants=VARIANTS, progress: bool = True, lp=None,
                   checkpoint=None, n_calibration: int = 16, n_eval: int = 4, latency_frames: int = 10,
                   int8_min_psnr_db: float = INT8_MIN_PSNR_DB) -> dict:
-    """Export everything (renderer variants, paste, audio2motion) into the bundle and record it in manifest.json.
+    """Export everything (renderer variants, paste, audio2motion, features) into the bundle and record it in manifest.json.
 
     Calibration motions come from the dataset's valid frames, held-out evaluation motions from other corpus lines;
     without a dataset, small random motions around zero (`random_motions`). `int8_min_psnr_db`: see
@@ -245,14 +254,15 @@ def export_bundle(bundle_dir=None, dataset_path=None, variants=VARIANTS, progres
         if ckpt is not None:
             entries["audio2motion"] = a2m = export_audio2motion(bundle_dir, ckpt, register=False, fs=fs)
             drop += [] if a2m.get("idle") else [IDLE_FILE]
-            say("audio2motion.onnx exported")
+            entries["features"] = export_features_graph(fs, a2m["feature_params"])
+            say("audio2motion.onnx and features.onnx exported")
         stage_manifest(bundle_dir, fs, drop=drop, **entries)
     a2m = entries.get("audio2motion")
     manifest = load_json(bundle_dir / MANIFEST_FILE)
     models = manifest["models"]
     files = [v["file"] for v in models["renderer"]["variants"].values()] + [PASTE_FILE]
     if a2m:
-        files += [A2M_FILE] + ([IDLE_FILE] if a2m.get("idle") else [])
+        files += [A2M_FILE, features_onnx.FEATURES_FILE] + ([IDLE_FILE] if a2m.get("idle") else [])
     return {"bundle": str(bundle_dir), "models": models, "motions": how, "seconds": time.perf_counter() - t0,
             "files": {f: manifest["files"][f]["bytes"] for f in files}, "profile": manifest.get("profile")}
 

@@ -11,7 +11,8 @@ when `drop_frames=True`: the last frame is shown again and counted as dropped, a
 `mode="preview"` every frame is rendered as fast as possible (in batches), then the notebook sink plays the whole
 clip in sync with its sound.
 
-Streaming equals offline: features are the offline ones (`audio.StreamingFeatures`), Audio2Motion is stepped one
+Streaming equals offline: features are the offline ones (`runtime.feature_stream()`: the bundle's features.onnx, else
+`audio.StreamingFeatures`, the same numbers), Audio2Motion is stepped one
 frame at a time (the same numbers whatever the audio chunks; a longer step differs by ~1e-7, enough to flip a rounded
 pixel), and frames are rendered in batches fixed by frame index, so any chunk size gives identical frames, equal to
 the offline render of the same audio up to the ONNX-vs-PyTorch float difference (at most a grey level or two).
@@ -25,7 +26,6 @@ from typing import Iterator
 
 import numpy as np
 
-from ..audio import StreamingFeatures
 from .report import STAGES, Frame, StreamInfo, TimingReport
 from .runtime import BundleRuntime
 from .sinks import Sink, as_sink
@@ -46,7 +46,7 @@ class _Run:
         self.times = {s: 0.0 for s in STAGES}
         self.latencies: list[float] = []
         self.counts = {"frames": 0, "rendered": 0, "dropped": 0, "late": 0, "samples": 0, "waited": 0.0}
-        self.feats = StreamingFeatures(p)
+        self.feats = rt.feature_stream()
         self.state = rt.a2m_init_state()
         self.resample = StreamResampler(source.sample_rate, self.sr) if int(source.sample_rate) != self.sr else None
         self.arrivals: deque = deque()   # (sample count after the chunk, wall time it entered)

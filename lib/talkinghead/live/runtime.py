@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import layout, onnxrt, paths, pixels
+from .. import features_onnx, layout, onnxrt, paths, pixels
 from ..audio import FeatureParams, StreamingFeatures, features_for_frames
 from ..bundle import MANIFEST_FILE, Bundle, load_bundle
 from ..errors import BundleError
@@ -137,6 +137,16 @@ class BundleRuntime:
             self.width = int(paste.get("width", self.portrait.shape[1]))
             self.idle_loop = load_idle(bundle, self.a2m_info.get("idle")) if self.mode == "idle_from_recording" \
                 else None
+            feat = bundle.models.get("features")
+            self.features_session = onnxrt.session(bundle.file(feat["file"]), threads=1, error=_load_error(
+                self.path / feat["file"])) if isinstance(feat, dict) and feat.get("file") else None
+
+    def feature_stream(self):
+        """A fresh streaming log-mel front end (`push`/`flush`): features.onnx when the bundle has it (the graph the
+        browser page runs too; numbers equal to `talkinghead.audio`), else `audio.StreamingFeatures`."""
+        if self.features_session is None:
+            return StreamingFeatures(self.feature_params)
+        return features_onnx.OnnxFeatures(params=self.feature_params, session=self.features_session)
 
     def _read_a2m(self, a: dict) -> None:
         """The Audio2Motion entry: feature params, lookahead, emotions, silence, idle mode, state shapes."""
@@ -202,7 +212,8 @@ class BundleRuntime:
 
     def motion_offline(self, samples, emotion=None, seed: int = 0) -> np.ndarray:
         """Motion (N, 69) for a whole utterance (float mono at 16 kHz) in one Audio2Motion call, idle added."""
-        feats = features_for_frames(samples, self.feature_params)
+        feats = features_for_frames(samples, self.feature_params) if self.features_session is None else \
+            self.feature_stream().features_for_frames(samples)
         if len(feats) == 0:
             return np.zeros((0, layout.MOTION_DIM), np.float32)
         L = self.lookahead
@@ -234,7 +245,7 @@ class BundleRuntime:
         if not getattr(self, "_warm", False):
             self.render(np.zeros((1, layout.MOTION_DIM), np.float32))
             self.a2m_step(self.silence_features(1), self.a2m_init_state())
-            StreamingFeatures(self.feature_params).push(np.zeros(self.feature_params.samples_per_video_frame))
+            self.feature_stream().push(np.zeros(self.feature_params.samples_per_video_frame))
             self._warm = True
 
     def idle_frame(self) -> np.ndarray:
