@@ -168,12 +168,10 @@ def test_no_network_hub_failure(tmp_path, monkeypatch):
     assert err.value.__cause__ is None
 
 
-def test_sample_profile_fast_and_identical():
-    t0 = time.perf_counter()
+def test_sample_profile_identical():
+    """Two sample loads are the same seeded networks, in eval mode (how fast it builds is benchmarks' business:
+    benchmarks/bench_networks.py prints it; a timed assertion fails on a busy machine)."""
     a = load_liveportrait(profile="sample")
-    elapsed = time.perf_counter() - t0
-    print(f"sample profile loaded in {elapsed:.3f} s")
-    assert elapsed < 5, "the sample profile should build in well under a second"
     b = load_liveportrait(profile="sample")
     assert a.profile == "sample"
     for name in NETWORKS:
