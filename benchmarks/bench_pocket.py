@@ -237,17 +237,25 @@ def main(argv=None) -> int:
     other = stages["features"] + stages["a2m"] + stages["paste"]
 
     # ------------------------------------------------------------------ end to end
-    e2e = {k: end_to_end(bundle, k.replace(" ", "-"), args.threads, seconds) for k in paths}
+    # The runtime opens three sessions; with several intra-op threads each, their spinning thread pools fight over
+    # two cores, so one thread per session (they run one after another) is measured too, and the faster one reported.
+    e2e = {}
+    for k in paths:
+        runs = {t: end_to_end(bundle, k.replace(" ", "-"), t, seconds) for t in sorted({1, args.threads})}
+        best = max(runs, key=lambda t: runs[t]["fps"])
+        e2e[k] = dict(runs[best], threads=best, by_threads={t: r["fps"] for t, r in runs.items()})
     print()
     print(f"stages per frame ({args.threads} threads): features {stages['features']:.2f} ms, audio2motion step "
           f"{stages['a2m']:.2f} ms, paste {stages['paste']:.2f} ms")
-    rows = [("renderer", "GFLOP conv+mm", "GFLOP all ops", "MB", "ms/frame", "e2e fps", "realtime: fps, dropped, p95 ms")]
+    rows = [("renderer", "GFLOP conv+mm", "GFLOP all ops", "MB", "ms/frame", "e2e fps (threads/session: fps)",
+             "realtime: fps, dropped, p95 ms")]
     rows.append(("full fp32 (teacher)", f"{flops_teacher / 1e9:.1f}", "-", f"{teacher_path.stat().st_size / 1e6:.1f}",
                  f"{lat['full fp32']:.1f}", f"{1000 / (lat['full fp32'] + other):.2f} (from stages)", "-"))
     for k, p in paths.items():
         e = e2e[k]
         rows.append((k, f"{flops_student / 1e9:.3f}", f"{onnx_flops[k] / 1e9:.3f}", f"{p.stat().st_size / 1e6:.2f}",
-                     f"{lat[k]:.2f}", f"{e['fps']:.1f}",
+                     f"{lat[k]:.2f}", f"{e['fps']:.1f} (" + ", ".join(f"{t}: {v:.1f}" for t, v in
+                                                          e["by_threads"].items()) + ")",
                      f"{e['realtime_fps']:.1f}, {e['dropped']}/{e['frames']}, {e['latency_p95_ms']:.0f}"))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
@@ -258,7 +266,8 @@ def main(argv=None) -> int:
           f"{lat['full fp32'] / lat['pocket fp32']:.0f}x faster (pocket fp32 vs full fp32, same run)")
     if "pocket int8" in err8:
         print(f"int8 vs fp32 pocket graph: max |diff| {err8['pocket int8']:.3f} on one frame")
-    print(f"end to end: {seconds:.0f} s of audio, realtime delay {e2e['pocket fp32']['delay_ms']:.0f} ms (the sound is "
+    print(f"end to end: {seconds:.0f} s of audio through live.LiveEngine (features, audio2motion.onnx, the renderer, "
+          f"paste.onnx, uint8 frames), realtime run with the faster thread setting; realtime delay {e2e['pocket fp32']['delay_ms']:.0f} ms (the sound is "
           "played that late, so lips and sound stay in sync); target >= 25 fps with no dropped frames")
     if quality:
         q = quality
