@@ -212,3 +212,13 @@ def test_one_line_dataset_is_one_sentence(env):
 def test_config_round_trip():
     c = dataclasses.replace(pocket.CONFIGS["full"], roi=(0, 32, 480, 448))
     assert pocket.PocketConfig.from_dict(c.to_dict()) == c
+
+
+def test_teacher_time_is_estimated_and_a_gpu_is_asked_for_on_the_full_profile():
+    import torch as _t
+
+    full = pocket.estimate_note("full", _t.device("cpu"), 12.0, 3250)
+    assert "10.8 h" in full and "wants a GPU" in full
+    assert "GPU" not in pocket.estimate_note("full", _t.device("cuda"), 0.3, 3250)
+    assert "GPU" not in pocket.estimate_note("sample", _t.device("cpu"), 0.04, 200)
+    assert "16 min" in pocket.estimate_note("full", _t.device("cuda"), 0.3, 3250)
