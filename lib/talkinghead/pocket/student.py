@@ -21,7 +21,7 @@ GridSample is the costliest op of the graph (~10 ns per sampled value on this CP
 The sample teacher paints 128x128 and resizes, so W = 128 loses nothing there.
 
 The region (`roi`, pixels of the 512 crop) is where the teacher's frames ever change on the training motions
-(`teacher.moving_region`): outside it the face is the reference, untouched, and nothing is computed there. The last
+(`distill.moving_region`): outside it the face is the reference, untouched, and nothing is computed there. The last
 conv starts at zero, so an untrained student *is* the static reference and training only adds what moves.
 
 Cost is counted by `flops.count_onnx` on the exported graph (convolutions, matmuls, grid sampling, resizing and the
