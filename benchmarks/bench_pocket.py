@@ -201,7 +201,7 @@ def main(argv=None) -> int:
 
         teacher_module = export.renderer_module(lp_sample, b)
         ds = dataset.synthetic_dataset(n_lines=6, seed=1)
-        cfg = pocket.DistillConfig(steps=150, train_size=64, n_train=96, n_held=24, lr=4e-3)
+        cfg = pocket.DistillConfig(steps=150, n_train=96, n_held=24, lr=4e-3)
         res = pocket.distill(bundle, ds, checkpoint=None, config=cfg, lp=lp_sample, export=False, progress=False)
         student, quality = res.student, res.evaluation
     else:
