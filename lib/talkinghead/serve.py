@@ -259,6 +259,27 @@ def start_in_thread(server) -> str:
     return url_of(server)
 
 
+def start_in_background(bundle, port: int = 0, host: str = "127.0.0.1", ort_dist=None):
+    """Serve `bundle`'s page from a daemon thread (notebook 06) -> (the page's address, stop()).
+
+    `port` 0 takes any free one. onnxruntime-web is `ort_dist`, else found as the command line finds it; when it is
+    not installed the page is still served and says so (`talkinghead.show.live.show_page` tells how to install it).
+    stop() shuts the server and closes its socket; a kernel that ends ends the thread too."""
+    if ort_dist is None:
+        try:
+            ort_dist = find_ort_web()
+        except TalkingHeadError:                # a wrong $TALKINGHEAD_ORT_WEB: show_page says what is wrong
+            ort_dist = None
+    server = make_server(bundle, host, port, ort_dist)
+    url = start_in_thread(server)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return url, stop
+
+
 def url_of(server) -> str:
     host, port = server.server_address[:2]
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
