@@ -281,6 +281,9 @@ def main(argv=None) -> int:
     print(f"(peak {peak:.0f} GFLOP/s; full fp32 reaches {flops_teacher / lat['full fp32'] / 1e6:.0f} GFLOP/s, pocket "
           f"fp32 {onnx_flops['pocket fp32'] / lat['pocket fp32'] / 1e6:.0f} GFLOP/s counted over all ops); "
           f"total {time.perf_counter() - t_start:.0f} s")
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)          # the released-size renderer.onnx alone is 400 MB
     return 0
 
 
