@@ -11,12 +11,14 @@
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import re
 
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]   # not `from conftest import`: notebooks/ has a conftest too
 
 COURSE = ["00_setup", "01_phoneme_corpus", "02_baking", "03_motion_extraction", "04_training", "05_export",
           "06_live_preview"]

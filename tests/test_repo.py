@@ -2,11 +2,13 @@
 the package under lib/ is not ignored by git."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import re
 import subprocess
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]   # not `from conftest import`: notebooks/ has a conftest too
 
 
 def _readme_commands() -> list[str]:

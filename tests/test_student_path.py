@@ -3,6 +3,8 @@ workspace (a Drive folder in Colab) holds the portrait uploaded earlier in `inpu
 parameters bakes *that* photo, not the sample astronaut, and a second run in another runtime keeps the bundle."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import hashlib
 import json
 import os
@@ -13,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]   # not `from conftest import`: notebooks/ has a conftest too
 from talkinghead import bake
 
 

@@ -17,7 +17,8 @@ from .errors import TalkingHeadError
 from .fileio import is_scratch, load_json
 from .motion import extract
 from .profiles import get_profile
-from .sample import TRUTH_NAME, make_sample_recording
+from . import sample
+from .sample import make_sample_recording
 
 # `a2m` and `export` are imported inside the two functions that need them: both import torch when loaded, and this
 # module must stay importable without torch (notebooks 01-03, the command line, `live`'s notebook glue).
@@ -112,21 +113,9 @@ def _refuse_to_bake_over(bundle: Path, portrait) -> None:
 
 
 def training_dataset(profile=None, verbose: bool = True) -> Path:
-    """The dataset Audio2Motion trains on: `data/dataset.npz` (extracted, notebook 03); on the sample profile, when
-    the recording is the sample recording, its true motion `data/sample_truth.npz` instead, because motion extracted
-    by random weights from noise frames carries nothing to learn (see `sample.truth_dataset`)."""
-    dataset = ensure_dataset(profile=profile, verbose=verbose)
-    truth = paths.data_dir() / TRUTH_NAME
-    if get_profile(profile).is_sample and truth.is_file() and _extracted_from_sample_recording(dataset):
-        _say(f"sample profile: training on the sample recording's true motion ({truth.name}); the motion extracted "
-             "from its noise frames has nothing to learn", verbose)
-        return truth
-    return dataset
-
-
-def _extracted_from_sample_recording(dataset: Path) -> bool:
-    meta = load_json(dataset.with_suffix(".json"), "dataset sidecar")
-    return (meta.get("source") or {}).get("video") == "sample_recording.mp4"
+    """The dataset Audio2Motion trains on (made when missing): `data/dataset.npz` (extracted, notebook 03), or on the
+    sample profile the sample recording's true motion (`sample.training_file` says when and why)."""
+    return sample.training_file(ensure_dataset(profile=profile, verbose=verbose), profile, verbose)
 
 
 def ensure_training_inputs(profile=None, verbose: bool = True) -> tuple[Path, Path]:

@@ -240,6 +240,24 @@ def _sway(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 TRUTH_NAME = "sample_truth.npz"
 
 
+def training_file(dataset: Path, profile=None, verbose: bool = True) -> Path:
+    """The motion file a model learns from (Audio2Motion in notebook 04, the pocket renderer in 07): `dataset`
+    itself; on the sample profile, when it was extracted from the sample recording, that recording's true motion
+    (`sample_truth.npz` beside it) instead, because motion extracted by random weights from noise frames carries
+    nothing to learn (see `truth_dataset`)."""
+    dataset = Path(dataset)
+    truth = dataset.parent / TRUTH_NAME
+    meta = dataset.with_suffix(".json")
+    from_sample = meta.is_file() and \
+        (load_json(meta, "dataset sidecar").get("source") or {}).get("video") == "sample_recording.mp4"
+    if get_profile(profile).is_sample and truth.is_file() and from_sample:
+        if verbose:
+            print(f"sample profile: using the sample recording's true motion ({truth.name}); the motion extracted "
+                  "from its noise frames has nothing to learn")
+        return truth
+    return dataset
+
+
 def truth_dataset(timeline: Timeline, motion: np.ndarray, path, profile: str = "sample") -> Path:
     """A training dataset (the layout of `talkinghead.dataset`) of the motion the recording is rendered from, paired
     with log-mel features of its uncompressed audio on the same 25 fps clock; every frame valid.

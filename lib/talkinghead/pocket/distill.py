@@ -258,7 +258,7 @@ class DistillResult:
 def resolve_inputs(bundle_dir=None, dataset=None, checkpoint="auto", need_models: bool = True, progress: bool = True):
     """(Bundle, Dataset, a2m Checkpoint or None) for distillation; each missing input is one sentence.
 
-    `dataset`: a Dataset, a path, or None (the workspace's training dataset, `pipeline.training_dataset`).
+    `dataset`: a Dataset, a path, or None (the workspace's training dataset, `sample.training_file`).
     `checkpoint`: "auto" (the bundle's audio2motion.pt when present), a path, a loaded checkpoint, or None."""
     from .. import a2m, paths
     from ..bake import load_bundle
@@ -273,8 +273,8 @@ def resolve_inputs(bundle_dir=None, dataset=None, checkpoint="auto", need_models
         if not (paths.data_dir() / "dataset.npz").is_file():
             raise DatasetError(f"{paths.data_dir() / 'dataset.npz'}: no dataset; extract one from your recording "
                                "first (notebooks/03_motion_extraction.ipynb or `python -m talkinghead extract`).")
-        from ..pipeline import training_dataset
-        dataset = training_dataset(verbose=progress)
+        from ..sample import training_file
+        dataset = training_file(paths.data_dir() / "dataset.npz", verbose=progress)
     if not isinstance(dataset, Dataset):
         if not Path(dataset).is_file():
             raise DatasetError(f"{dataset}: no such dataset; extract one with notebooks/03_motion_extraction.ipynb "
