@@ -167,6 +167,23 @@ def test_manifest_entry_is_hashed_and_the_runtime_loads_it(env):
     assert rt.variant == "pocket" and rt.files["renderer"] == pocket.POCKET_FILE
 
 
+def test_a_re_export_keeps_the_pocket_variant(env, tmp_path):
+    """export_renderer makes fp32/fp16/int8 only; the pocket student (same portrait, same networks) stays listed."""
+    import shutil
+
+    from talkinghead.export import export_renderer
+
+    path, lp = tmp_path / "avatar", env[1]
+    shutil.copytree(env[0], path)
+    before = load_json(path / "manifest.json")["models"]["renderer"]["variants"]["pocket"]
+    with sf.one_thread():
+        export_renderer(path, lp=lp, variants=("fp32",), progress=False, latency_frames=1)
+    manifest = load_json(path / "manifest.json")
+    assert manifest["models"]["renderer"]["variants"]["pocket"] == before
+    assert manifest["files"][pocket.POCKET_FILE]["sha256"] == sha256_file(path / pocket.POCKET_FILE)
+    assert live.BundleRuntime(path, variant="pocket", threads=1).variant == "pocket"
+
+
 def test_live_engine_streams_speech_through_the_pocket_renderer(env):
     from talkinghead.export import paste_module
 

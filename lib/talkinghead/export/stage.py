@@ -82,12 +82,21 @@ def export_renderer(bundle_dir=None, lp=None, variants=VARIANTS, calibration=Non
         for v in out:
             out[v]["latency_ms"] = lat[v]
         crop = layout.CROP_SIZE
-        entry = {"input": "motion", "output": "face", "variants": out, **default_variant(out),
+        entry = {"input": "motion", "output": "face", "variants": {**out, **kept_variants(bundle)},
+                 **default_variant(out),
                  "shape": {"motion": ["B", layout.MOTION_DIM], "face": ["B", 3, crop, crop]}}
         if register:
             stale = [f for v, f in RENDERER_FILES.items() if v not in out]
             stage_manifest(bundle_dir, fs, drop=stale, renderer=entry)
     return entry
+
+
+def kept_variants(bundle) -> dict:
+    """Renderer variants this exporter does not make (the pocket student of notebook 07) that the manifest lists with
+    a hashed file: a re-export keeps them, since they were distilled from the same portrait and networks."""
+    old = ((bundle.manifest.get("models") or {}).get("renderer") or {}).get("variants") or {}
+    return {v: e for v, e in old.items() if v not in VARIANTS and isinstance(e, dict)
+            and e.get("file") in bundle.manifest["files"]}
 
 
 def default_variant(variants: dict) -> dict:
