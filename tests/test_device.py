@@ -345,3 +345,6 @@ def test_cli_device_flag(tmp_path, monkeypatch, capsys):
     assert os.environ[device.DEVICE_ENV] == "cpu"
     out = capsys.readouterr().out
     assert "device_reason : $TALKINGHEAD_DEVICE=cpu asks for it" in out
+    with pytest.raises(SystemExit):
+        cli.main(["speak", "--help"])
+    assert "--renderer {auto,onnx,torch}" in capsys.readouterr().out

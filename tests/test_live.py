@@ -386,3 +386,44 @@ def test_runtime_streams_through_the_bundles_features_onnx(env, runtime, tmp_pat
     streamed, _ = _stream(runtime, x, chunk=333)
     plain_streamed, _ = _stream(rt, x, chunk=333)
     assert np.abs(streamed.astype(int) - plain_streamed.astype(int)).max() <= 1
+
+
+def test_torch_renderer_backend_in_the_runtime(env, runtime, monkeypatch):
+    """The `torch` backend (issue 11) renders inside the runtime like renderer.onnx + paste.onnx, skips loading
+    those two sessions, and the runtime and the timing report name it; "auto" is onnx without a CUDA GPU."""
+    from talkinghead.live.speech import open_runtime
+    from talkinghead.torch_renderer import TorchBackend
+
+    rt = live.BundleRuntime(env[0], threads=1, renderer=TorchBackend(env[0], device="cpu", log=None))
+    assert set(rt.sessions) == {"audio2motion"} and rt.renderer_name == "torch (PyTorch on cpu (float32, eager))"
+    m = np.zeros((3, 69), np.float32)
+    m[1, 3 * 19 + 1], m[2, 64] = 0.03, 8.0
+    times = {}
+    got, want = rt.render(m, times), runtime.render(m)
+    assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 2 and times["renderer"] > 0
+    frames, eng = _stream(rt, _speechy(0.4))
+    report = eng.report
+    assert len(frames) == report.frames > 0 and report.renderer.startswith("torch (PyTorch on cpu") and "renderer backend" in report.table()
+    assert runtime.renderer_name == "onnx (CPUExecutionProvider)" and "renderer backend onnx" in runtime.describe()
+    auto = open_runtime(env[0], renderer="auto", verbose=False, threads=1)
+    assert auto.frame_renderer is None and auto.renderer_name.startswith("onnx (")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(Exception, match="auto, onnx, torch"):
+        open_runtime(env[0], renderer="tensorrt", verbose=False)
+
+
+def test_auto_renderer_falls_back_to_onnx_when_torch_cannot_start(env, monkeypatch, capsys):
+    from talkinghead import torch_renderer
+    from talkinghead.errors import WeightsError
+    from talkinghead.live.speech import open_runtime
+
+    def no_weights(*a, **k):
+        raise WeightsError("liveportrait/base_models/warping_module.pth: missing; download it.")
+
+    monkeypatch.setattr(torch_renderer, "choose_backend", lambda r="auto": ("torch", "a CUDA GPU") if r == "auto"
+                        else (r, "asked for explicitly"))
+    monkeypatch.setattr(torch_renderer, "TorchBackend", no_weights)
+    rt = open_runtime(env[0], renderer="auto", threads=1)
+    assert rt.frame_renderer is None and "cannot start here" in capsys.readouterr().out
+    with pytest.raises(WeightsError):
+        open_runtime(env[0], renderer="torch", threads=1)

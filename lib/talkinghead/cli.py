@@ -233,6 +233,9 @@ def _speak_args(p):
     p.add_argument("--out", default=None, help="output mp4 (default: WORKSPACE/out/speak.mp4)")
     p.add_argument("--variant", default="auto", help="renderer variant: auto (the fastest whose quality passes, "
                    "measured here), fp32, fp16, int8, pocket or default (the one export measured fastest)")
+    p.add_argument("--renderer", choices=["auto", "onnx", "torch"], default="auto",
+                   help="renderer backend: auto (PyTorch on a CUDA GPU, compiled under autocast; else onnxruntime), "
+                        "onnx or torch")
 
 
 def cmd_speak(args) -> int:
@@ -242,7 +245,7 @@ def cmd_speak(args) -> int:
     bundle = Path(args.bundle) if args.bundle else ensure_exported()
     what = args.audio or args.text or DEMO_SENTENCE
     out = Path(args.out) if args.out else paths.out_dir() / "speak.mp4"
-    result = speak(bundle, what, out, variant=args.variant)
+    result = speak(bundle, what, out, variant=args.variant, renderer=args.renderer)
     if result.path is None:
         raise TalkingHeadError(f"{what}: nothing to say (no audio in it); no video written.")
     print(result.summary())

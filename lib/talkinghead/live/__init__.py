@@ -30,7 +30,8 @@ from .runtime import BundleRuntime, load_idle, needs_export
 from .sinks import NotebookSink, ProgressSink, Sink, VideoSink, as_sink
 from .sources import ArraySource, AudioSource, FileSource, MicSource, StreamResampler, as_source
 
-_SPEAK = ("speak", "synthesize", "prepare_bundle", "files_written", "SpeakResult", "language_of", "script_runs")
+_SPEAK = ("speak", "synthesize", "prepare_bundle", "files_written", "SpeakResult", "language_of", "script_runs",
+          "open_runtime")
 
 __all__ = ["BundleRuntime", "LiveEngine", "FrameIterator", "AudioSource", "ArraySource", "FileSource", "MicSource",
            "StreamResampler", "Sink", "NotebookSink", "VideoSink", "ProgressSink", "Frame", "StreamInfo", "TimingReport", "STAGES",

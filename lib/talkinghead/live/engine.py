@@ -214,7 +214,8 @@ class _Run:
             delay_ms=1000 * self.engine.delay_s if mode == "realtime" else 0.0,
             stage_s=times, waited_s=c["waited"], stopped=stopped,
             variant=rt.variant + (f" ({rt.choice.why})" if getattr(rt, "choice", None) else ""),
-            providers=", ".join(p if isinstance(p, str) else p[0] for p in rt.providers))
+            providers=", ".join(p if isinstance(p, str) else p[0] for p in rt.providers),
+            renderer=getattr(rt, "renderer_name", ""))
         if mode == "preview" and r.rendered and r.achieved_fps < rt.fps:
             self.engine._say(f"rendering ran at {r.achieved_fps:.1f} fps, slower than real time ({rt.fps} fps): "
                              f"rendered all {r.rendered} frames first ({wall:.1f} s), then they play in sync")

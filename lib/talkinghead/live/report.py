@@ -63,6 +63,7 @@ class TimingReport:
     stopped: bool = False
     variant: str = ""
     providers: str = ""
+    renderer: str = ""          # the renderer backend: "onnx (providers)" or "torch (PyTorch on cuda:0, ...)"
 
     @property
     def shares(self) -> dict:
@@ -92,7 +93,8 @@ class TimingReport:
     def table(self) -> str:
         """A markdown table of the numbers and the per-stage times."""
         rows = ["| measure | value |", "| --- | ---: |"]
-        for k, v in (("mode", self.mode), ("renderer variant", self.variant), ("providers", self.providers),
+        for k, v in (("mode", self.mode), ("renderer backend", self.renderer), ("renderer variant", self.variant),
+                     ("providers", self.providers),
                      ("frames (rendered / dropped)", f"{self.frames} ({self.rendered} / {self.dropped})"),
                      ("audio", f"{self.audio_s:.2f} s"), ("wall clock", f"{self.wall_s:.2f} s"),
                      ("achieved fps", f"{self.achieved_fps:.1f} (target {self.fps:g})"),

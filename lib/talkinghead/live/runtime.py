@@ -114,21 +114,29 @@ class BundleRuntime:
     the fastest whose quality passes, measured on this machine, see `live.choice`; `choice` says why). `providers`:
     None (CPU), "cuda"/"auto", or an onnxruntime provider list. `verify`: check every file's sha256 first (a changed
     or corrupt .onnx file is one BundleError sentence naming it). `threads`: onnxruntime intra-op threads.
+    `renderer`: None (the renderer variant and paste.onnx in onnxruntime), or an object whose `render(motion, times)`
+    renders instead, with `name` and `describe()`: the `torch` backend (`talkinghead.torch_renderer.TorchBackend`,
+    see `live.speech.open_runtime`), made by the caller so that this runtime stays torch-free; then neither the
+    renderer nor paste session is loaded, nor is a variant measured.
     """
 
     def __init__(self, bundle_dir=None, variant: str = "auto", providers=None, verify: bool = True,
-                 threads: int | None = None):
+                 threads: int | None = None, renderer=None):
         self.path = Path(bundle_dir) if bundle_dir else paths.avatar_dir()
         bundle = load_bundle(self.path, verify=verify)
         self.manifest = bundle.manifest
         self.portrait = bundle.portrait
         self.providers = onnxrt.resolve_providers(providers)
-        self.choice = auto_variant(bundle, self.providers, threads) if variant == "auto" else None
+        self.frame_renderer = renderer
+        self.choice = auto_variant(bundle, self.providers, threads) if variant == "auto" and renderer is None \
+            else None
+        if renderer is not None and variant == "auto":
+            variant = "default"                                  # (unused: the renderer backend renders)
         with _typed(self.path / MANIFEST_FILE):
             self.variant, self.files = model_files(bundle, self.choice.variant if self.choice else variant)
         checked = {k: bundle.file(f) for k, f in self.files.items()}
         self.sessions = {k: onnxrt.session(f, self.providers, threads, error=_load_error(f))
-                         for k, f in checked.items()}
+                         for k, f in checked.items() if renderer is None or k == "audio2motion"}
         self._in_dtype = {k: onnxrt.input_dtype(s) for k, s in self.sessions.items()}
         with _typed(self.path / MANIFEST_FILE):
             self._read_a2m(bundle.models["audio2motion"])
@@ -227,7 +235,10 @@ class BundleRuntime:
     def render(self, motion: np.ndarray, times: dict | None = None) -> np.ndarray:
         """Motion (B, 69) -> frames uint8 (B, H, W, 3) RGB: renderer.onnx, then paste.onnx.
 
-        `times`: a dict to which the seconds spent in "renderer" and "paste" are added."""
+        `times`: a dict to which the seconds spent in "renderer" and "paste" are added. With a `renderer` backend
+        (see the class), that backend renders."""
+        if self.frame_renderer is not None:
+            return self.frame_renderer.render(motion, times)
         m = np.asarray(motion, np.float32).reshape(-1, layout.MOTION_DIM)
         t0 = time.perf_counter()
         face = self.sessions["renderer"].run(None, {"motion": m.astype(self._in_dtype["renderer"])})[0]
@@ -254,14 +265,21 @@ class BundleRuntime:
         idle = self.idle(0, 1)
         return self.render(m if idle is None else m + idle)[0]
 
+    @property
+    def renderer_name(self) -> str:
+        """The renderer backend in words: "onnx (CPUExecutionProvider)", or the torch backend's description."""
+        if self.frame_renderer is None:
+            return f"onnx ({onnxrt.provider_names(self.providers)})"
+        r = self.frame_renderer
+        return f"{getattr(r, 'name', type(r).__name__)} ({r.describe() if hasattr(r, 'describe') else ''})"
+
     def describe(self) -> str:
         sizes = {k: (self.path / f).stat().st_size / 1e6 for k, f in self.files.items()}
         return (f"avatar bundle {self.path} ({self.manifest.get('profile')} profile): renderer {self.variant} "
                 f"({sizes['renderer']:.1f} MB), paste ({sizes['paste']:.1f} MB), audio2motion "
                 f"({sizes['audio2motion']:.2f} MB); {self.width}x{self.height} at {self.fps} fps, lookahead "
                 f"{self.lookahead} frames ({1000 * self.lookahead / self.fps:.0f} ms), idle mode {self.mode}; "
-                f"onnxruntime on {onnxrt.provider_names(self.providers)}"
-                + (f"; {self.choice.summary()}" if self.choice else ""))
+                f"renderer backend {self.renderer_name}" + (f"; {self.choice.summary()}" if self.choice else ""))
 
 
 @contextlib.contextmanager

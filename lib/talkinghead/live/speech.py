@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import paths, pipeline, tts, video
+from .. import paths, pipeline, torch_renderer, tts, video
 from ..progress import duration_text
-from ..errors import MediaError
+from ..errors import MediaError, TalkingHeadError
 from ..fileio import load_json
 from ..layout import MOTION_DIM, SAMPLE_RATE
 from ..corpus.phonetics import language_of, script_runs  # noqa: F401 (re-exported by talkinghead.live)
@@ -66,15 +66,18 @@ class SpeakResult:
 
 
 def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None, emotion=None,
-          variant: str = "auto", providers=None, backend: str = "espeak", show: bool = False,
-          verbose: bool = False, runtime: BundleRuntime | None = None, progress: bool = True) -> SpeakResult:
+          variant: str = "auto", providers="auto", backend: str = "espeak", show: bool = False,
+          verbose: bool = False, runtime: BundleRuntime | None = None, progress: bool = True,
+          renderer: str = "auto") -> SpeakResult:
     """Text or audio -> an mp4 with sound through the exported bundle (preview mode: every frame rendered).
 
     `audio_or_text`: an audio/video file path, (samples, sr), a float array at 16 kHz, or text (synthesised with
     `synthesize`: Mandarin for Han characters, else English). `out_path` defaults to `out/speak.mp4` in the
     workspace. `show=True` also plays it in the notebook. `variant`: the renderer variant ("auto": the fastest whose
     quality passes, measured on this machine, see `live.choice`). `progress`: before rendering, say how long the
-    audio is and how long rendering will take (from a frame measured just now), then a progress bar over frames."""
+    audio is and how long rendering will take (from a frame measured just now), then a progress bar over frames.
+    `renderer`: the renderer backend, "auto" (torch on a CUDA GPU, else onnx), "onnx" or "torch" (`open_runtime`);
+    `providers`: onnxruntime's, "auto" = the fastest it has."""
     text = lang = None
     out = Path(out_path) if out_path else paths.out_dir() / "speak.mp4"
     if out.is_dir():  # checked before any work, not after the whole render
@@ -89,7 +92,8 @@ def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None,
         source = ArraySource(*synthesize(text, language, backend=backend))
     else:
         source = as_source(audio_or_text, realtime=False)
-    rt = runtime or BundleRuntime(bundle_dir, variant=variant, providers=providers)
+    rt = runtime or open_runtime(bundle_dir, variant=variant, providers=providers, renderer=renderer,
+                                 verbose=progress)
     engine = LiveEngine(rt, emotion=emotion, mode="preview", verbose=verbose)
     n = frames_for_seconds(source.duration_s or 0.0, rt.fps)
     if progress and getattr(rt, "choice", None) is not None and len(rt.choice.quality) > 1:
@@ -100,6 +104,26 @@ def speak(bundle_dir, audio_or_text, out_path=None, language: str | None = None,
         ([NotebookSink()] if show else [])
     report = engine.run(source, sinks)
     return SpeakResult(sinks[0].path, report, report.audio_s, text, lang)
+
+
+def open_runtime(bundle_dir=None, variant: str = "auto", providers="auto", renderer: str = "auto",
+                 verbose: bool = True, **kw) -> BundleRuntime:
+    """A BundleRuntime with the renderer backend `renderer`: "onnx" (onnxruntime with `providers`), "torch" (the
+    bundle's networks in PyTorch: `torch_renderer.TorchBackend`, autocast + torch.compile on CUDA) or "auto"
+    (`torch_renderer.choose_backend`: torch where PyTorch sees a CUDA GPU, else onnx; onnx too when the torch
+    backend cannot start, e.g. without the LivePortrait weights). `renderer_name` and every timing report name it."""
+    name, why = torch_renderer.choose_backend(renderer)
+    tb = None
+    if name == "torch":
+        try:
+            tb = torch_renderer.TorchBackend(bundle_dir)     # its compile warm-up is always said
+        except TalkingHeadError as e:
+            if renderer != "auto":
+                raise
+            name, why = "onnx", f"the torch backend cannot start here: {e}"
+    if verbose:
+        print(f"renderer backend: {name} ({why})", flush=True)
+    return BundleRuntime(bundle_dir, variant=variant, providers=providers, renderer=tb, **kw)
 
 
 def frame_ms(rt: BundleRuntime, batch: int = 1) -> float:
