@@ -12,8 +12,8 @@
 
 
 import { LiveRun, Player, Runtime, Stream, stats } from './engine.js';
-import { $, OFFLINE_MAX_S, PageError, clearError, fetchOk, page, setStatus, sha256Plain, showError, showWarning } from
-  './util.js';
+import { $, OFFLINE_MAX_S, PageError, clearError, fetchOk, page, query, setStatus, sha256Plain, showError, showWarning }
+  from './util.js';
 
 // ------------------------------------------------------------------------------------------------------- the app
 class App {
@@ -27,7 +27,10 @@ class App {
         '`python -m talkinghead serve --install-web-runtime`, then serve again.');
     }
     ort.env.wasm.wasmPaths = new URL('/ort/', location.href).href;
-    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+    // the renderer's wasm threads leave one core to this thread (features, audio2motion, drawing, the clock): on 2
+    // cores 1 thread renders ~1.5x faster in the page than 2, which contend with it (benchmarks/bench_browser.py)
+    ort.env.wasm.numThreads = query.has('threads') ? Math.max(1, Number(query.get('threads')) || 1) :
+      (self.crossOriginIsolated ? Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)) : 1);
     ort.env.logLevel = 'error';
     this.ort = ort;
     // A second instance of onnxruntime-web (another module URL) runs the small models (features, audio2motion) on
