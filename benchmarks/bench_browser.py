@@ -124,6 +124,8 @@ def main() -> int:
     ap.add_argument("--bundle", default=None, help="an exported bundle (default: build a sample one)")
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds of speech (default 5)")
     ap.add_argument("--ep", choices=["auto", "wasm", "webgpu"], default="auto", help="onnxruntime-web backend")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="onnxruntime-web wasm threads for the renderer (default: the page's choice)")
     ap.add_argument("--no-pocket", action="store_true",
                     help="do not add an untrained released-size pocket renderer to the built sample bundle")
     args = ap.parse_args()
@@ -154,7 +156,8 @@ def main() -> int:
             for name in names:
                 ref = python_reference(bundle, variants[name]["file"])
                 for paste in ("onnx", "canvas"):
-                    q = f"?renderer={name}&paste={paste}" + ("" if args.ep == "auto" else f"&ep={args.ep}")
+                    q = f"?renderer={name}&paste={paste}" + ("" if args.ep == "auto" else f"&ep={args.ep}") + \
+                        ("" if args.threads is None else f"&threads={args.threads}")
                     rows.append((name, paste, run_page(browser, url, wav, q), ref))
             browser.close()
         srv.shutdown()
