@@ -662,7 +662,7 @@ def test_ctrl_c_during_speak_exits_130_and_names_the_video_so_far(tmp_path, caps
 
     so_far = tmp_path / "out.mp4"
 
-    def stopped_speak(bundle, what, out, variant="default"):
+    def stopped_speak(bundle, what, out, variant="default", **kw):
         out.write_bytes(b"frames so far")
         report = SimpleNamespace(stopped=True, summary=lambda: "12 frames")
         return SimpleNamespace(path=out, report=report, summary=lambda: f"{out}: 12 frames")
