@@ -330,7 +330,10 @@ export class LiveRun {
         if (now > this.due(best) + 0.5 / rt.fps) this.late += 1;
         this.shownK = best;
       }
-      this.app.showStats(this);
+      if (now - (this.statsAt ?? -1) >= 0.25) {     // the numbers 4 times a second: each DOM change costs a relayout
+        this.app.showStats(this);                  // and a repaint, which the renderer's core cannot spare
+        this.statsAt = now;
+      }
       if (this.ended && this.lastK !== null && this.shownK >= this.lastK) return this.stop();
       if (this.ended && this.lastK !== null && now > this.due(this.lastK) + 2) return this.stop();
     };
@@ -354,6 +357,7 @@ export class LiveRun {
   stop() {
     if (!this.running) return;
     this.running = false;
+    this.app.showStats(this);
     this._wake();
     if (this.onStop) this.onStop();
     const lat = stats(this.latencies), rm = stats(this.renderMs);
