@@ -24,6 +24,25 @@ CORPUS_LINES = 12        # lines synthesised for the test corpus (espeak, offlin
 RECORDING_LINES = 2      # lines in the test sample recording (4.6 s, 115 frames: extraction costs 0.2 s a frame)
 
 
+def moving_a2m():
+    """A small Audio2Motion with seeded random weights whose output visibly moves the face (pose in degrees, the rest
+    in small offsets): the live, pocket and browser tests drive a bundle with it."""
+    import torch
+
+    from talkinghead import a2m, layout
+
+    torch.manual_seed(0)
+    m = a2m.Audio2Motion(a2m.A2MConfig(hidden=32))
+    with torch.no_grad():
+        m.head.weight.normal_(0, 0.3)
+        m.feat_mean.fill_(-6.0)
+        m.feat_std.fill_(3.0)
+        std = torch.full((layout.MOTION_DIM,), 0.01)
+        std[layout.POSE] = 2.0
+        m.motion_std.copy_(std)
+    return m.eval()
+
+
 @contextlib.contextmanager
 def one_thread():
     import torch

@@ -20,15 +20,20 @@ import pytest
 from talkinghead import cli, fileio
 from talkinghead.dataset import load_dataset, write_synthetic
 
+from test_cli import _restore_environment  # noqa: E402,F401  (autouse: cli.main writes the environment)
 
-@pytest.fixture(autouse=True)
-def _restore_environment(monkeypatch):
-    """cli.main writes --profile/--workspace into os.environ; undo that after each test."""
-    for var in ("TALKINGHEAD_PROFILE", "TALKINGHEAD_WORKSPACE", "TALKINGHEAD_WEIGHTS_DIR"):
-        if var in os.environ:
-            monkeypatch.setenv(var, os.environ[var])
-        else:
-            monkeypatch.delenv(var, raising=False)
+
+def _failing_at(k: int, real):
+    """os.replace that fails (EIO) at its k-th call from now and renames as usual otherwise."""
+    calls = []
+
+    def failing(src, dst):
+        calls.append(dst)
+        if len(calls) == k:
+            raise OSError(errno.EIO, "injected failure")
+        return real(src, dst)
+
+    return failing
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -71,15 +76,7 @@ def test_dataset_pair_is_old_or_new_whole_whichever_rename_fails(tmp_path, monke
         k += 1
         d = tmp_path / f"ws{k}"
         write_synthetic(d / "dataset.npz", n_lines=6, seed=1)
-        calls = []
-
-        def failing(src, dst, _k=k, _calls=calls):
-            _calls.append(dst)
-            if len(_calls) == _k:
-                raise OSError(errno.EIO, "injected failure")
-            return real(src, dst)
-
-        monkeypatch.setattr(os, "replace", failing)
+        monkeypatch.setattr(os, "replace", _failing_at(k, real))
         try:
             write_synthetic(d / "dataset.npz", n_lines=7, seed=2)
             failed = False
@@ -630,15 +627,7 @@ def test_export_is_committed_as_one_unit_whichever_rename_fails(baked, tmp_path,
         k += 1
         bundle = _bundle_copy(baked, tmp_path / f"k{k}")
         _stage_export(bundle, ("fp32", "int8"), b"v1")
-        calls = []
-
-        def failing(src, dst, _k=k, _calls=calls):
-            _calls.append(dst)
-            if len(_calls) == _k:
-                raise OSError(errno.EIO, "injected failure")
-            return real(src, dst)
-
-        monkeypatch.setattr(os, "replace", failing)
+        monkeypatch.setattr(os, "replace", _failing_at(k, real))
         try:
             _stage_export(bundle, ("fp32",), b"v2")
             failed = False

@@ -44,25 +44,17 @@ LATE_SHOWN_S = 0.1                     # a late frame is on screen this soon aft
 def bundle(tmp_path_factory):
     """A sample-profile bundle: baked portrait, a small Audio2Motion whose output moves, an idle loop, fp32 renderer,
     paste, audio2motion and features.onnx."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
-    from talkinghead import a2m, bake, features_onnx, layout
+    from talkinghead import a2m, bake, features_onnx
     from talkinghead.audio import FeatureParams
     from talkinghead.export import export_bundle
 
-    from stage_fixtures import liveportrait, one_thread
+    from stage_fixtures import liveportrait, moving_a2m, one_thread
 
     lp = liveportrait()                                     # shared with the other stage tests of this process
     path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("browser") / "avatar", lp=lp)
-    torch.manual_seed(0)
-    model = a2m.Audio2Motion(a2m.A2MConfig(hidden=32))
-    with torch.no_grad():                                   # an output that visibly moves the face
-        model.head.weight.normal_(0, 0.3)
-        model.feat_mean.fill_(-6.0)
-        model.feat_std.fill_(3.0)
-        std = torch.full((layout.MOTION_DIM,), 0.01)
-        std[layout.POSE] = 2.0
-        model.motion_std.copy_(std)
+    model = moving_a2m()                                    # an output that visibly moves the face
     rng = np.random.default_rng(1)
     idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (90, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
                           a2m.IDLE_DIMS.copy(), 25.0, 12)

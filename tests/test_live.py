@@ -14,31 +14,17 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from talkinghead import a2m, bake, layout, live, render  # noqa: E402
+from talkinghead import a2m, bake, live, render  # noqa: E402
 from talkinghead.audio import FeatureParams, features_for_frames  # noqa: E402
 from talkinghead.errors import BundleError, MediaError  # noqa: E402
+
+import stage_fixtures as sf  # noqa: E402
 
 SR = 16000
 SPF = 640
 
 
 # ---------------------------------------------------------------------------------------------------------- fixture
-def _moving_a2m() -> a2m.Audio2Motion:
-    """A small Audio2Motion with random weights whose output visibly moves the face (the head starts at zero)."""
-    torch.manual_seed(0)
-    m = a2m.Audio2Motion(a2m.A2MConfig(hidden=32))
-    with torch.no_grad():
-        m.head.weight.normal_(0, 0.3)
-        m.feat_mean.fill_(-6.0)
-        m.feat_std.fill_(3.0)
-        std = torch.full((layout.MOTION_DIM,), 0.01)
-        std[layout.POSE] = 2.0
-        std[layout.T] = 0.01
-        std[layout.LOG_SCALE] = 0.01
-        m.motion_std.copy_(std)
-    return m.eval()
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """(bundle folder, torch Audio2Motion, IdleMotion, PyTorch BakedRenderer(paste=True), Bundle)."""
@@ -47,7 +33,7 @@ def env(tmp_path_factory):
 
     lp = load_liveportrait(profile="sample")
     path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("live") / "avatar", lp=lp)
-    model = _moving_a2m()
+    model = sf.moving_a2m()
     rng = np.random.default_rng(1)
     idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (120, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
                           a2m.IDLE_DIMS.copy(), 25.0, 12)

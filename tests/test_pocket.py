@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from talkinghead import a2m, bake, cli, dataset, layout, live, pocket  # noqa: E402
+from talkinghead import a2m, bake, cli, dataset, live, pocket  # noqa: E402
 from talkinghead.audio import FeatureParams  # noqa: E402
 from talkinghead.errors import BundleError, DatasetError  # noqa: E402
 from talkinghead.fileio import load_json, sha256_file  # noqa: E402
@@ -28,19 +28,6 @@ CFG = pocket.DistillConfig(steps=200, n_train=160, n_held=40, lr=4e-3)
 MARGIN_DB = 1.0     # "a clear margin" over both baselines on held-out lines
 
 
-def _moving_a2m() -> a2m.Audio2Motion:
-    torch.manual_seed(0)
-    m = a2m.Audio2Motion(a2m.A2MConfig(hidden=32))
-    with torch.no_grad():
-        m.head.weight.normal_(0, 0.3)
-        m.feat_mean.fill_(-6.0)
-        m.feat_std.fill_(3.0)
-        std = torch.full((layout.MOTION_DIM,), 0.01)
-        std[layout.POSE] = 2.0
-        m.motion_std.copy_(std)
-    return m.eval()
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """(bundle folder, LivePortrait, synthetic dataset, DistillResult with pocket.onnx exported and registered)."""
@@ -48,7 +35,7 @@ def env(tmp_path_factory):
 
     lp = sf.liveportrait()
     path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("pocket") / "avatar", lp=lp)
-    model = _moving_a2m()
+    model = sf.moving_a2m()
     rng = np.random.default_rng(1)
     idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (120, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
                           a2m.IDLE_DIMS.copy(), 25.0, 12)
