@@ -43,6 +43,27 @@ def moving_a2m():
     return m.eval()
 
 
+def exported_bundle(folder: Path, lp, idle_frames: int = 120, **export_kw):
+    """A sample portrait baked into `folder`, driven by `moving_a2m` with a seeded idle track, exported (fp32 renderer,
+    paste, audio2motion, features) by `talkinghead.export.export_bundle`: the contract end to end. -> (folder, the
+    Audio2Motion, the IdleMotion). The live, pocket and browser tests start from it."""
+    from talkinghead import a2m, bake
+    from talkinghead.audio import FeatureParams
+    from talkinghead.export import export_bundle
+
+    path = bake.bake(bake.sample_portrait(), folder, lp=lp)
+    model = moving_a2m()
+    rng = np.random.default_rng(1)
+    idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (idle_frames, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
+                          a2m.IDLE_DIMS.copy(), 25.0, 12)
+    a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model, model.config, FeatureParams(), {},
+                        mode="idle_from_recording", idle=idle)
+    bake.add_files(path, [a2m.CHECKPOINT_NAME])
+    with one_thread():                                     # steadier on a shared 2-core machine
+        export_bundle(path, None, variants=("fp32",), progress=False, lp=lp, **export_kw)
+    return path, model, idle
+
+
 @contextlib.contextmanager
 def one_thread():
     import torch

@@ -46,23 +46,13 @@ def bundle(tmp_path_factory):
     paste, audio2motion and features.onnx."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
-    from talkinghead import a2m, bake, features_onnx
-    from talkinghead.audio import FeatureParams
-    from talkinghead.export import export_bundle
+    from talkinghead import features_onnx
 
-    from stage_fixtures import liveportrait, moving_a2m, one_thread
+    from stage_fixtures import exported_bundle, liveportrait
 
     lp = liveportrait()                                     # shared with the other stage tests of this process
-    path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("browser") / "avatar", lp=lp)
-    model = moving_a2m()                                    # an output that visibly moves the face
-    rng = np.random.default_rng(1)
-    idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (90, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
-                          a2m.IDLE_DIMS.copy(), 25.0, 12)
-    a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model.eval(), model.config, FeatureParams(), {},
-                        mode="idle_from_recording", idle=idle)
-    bake.add_files(path, [a2m.CHECKPOINT_NAME])
-    with one_thread():                                     # steadier on a shared 2-core machine
-        export_bundle(path, None, variants=("fp32",), progress=False, lp=lp, n_eval=1, latency_frames=1)
+    path, _, _ = exported_bundle(tmp_path_factory.mktemp("browser") / "avatar", lp, idle_frames=90, n_eval=1,
+                                 latency_frames=1)
     if "features" not in json.loads((path / "manifest.json").read_text())["models"]:
         features_onnx.export_features(path)
     return path

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from talkinghead import a2m, bake, live, render  # noqa: E402
-from talkinghead.audio import FeatureParams, features_for_frames  # noqa: E402
+from talkinghead.audio import features_for_frames  # noqa: E402
 from talkinghead.errors import BundleError, MediaError  # noqa: E402
 
 import stage_fixtures as sf  # noqa: E402
@@ -28,19 +28,10 @@ SPF = 640
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """(bundle folder, torch Audio2Motion, IdleMotion, PyTorch BakedRenderer(paste=True), Bundle)."""
-    from talkinghead.export import export_bundle
     from talkinghead.liveportrait import load_liveportrait
 
     lp = load_liveportrait(profile="sample")
-    path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("live") / "avatar", lp=lp)
-    model = sf.moving_a2m()
-    rng = np.random.default_rng(1)
-    idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (120, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
-                          a2m.IDLE_DIMS.copy(), 25.0, 12)
-    a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model, model.config, FeatureParams(), {},
-                        mode="idle_from_recording", idle=idle)
-    bake.add_files(path, [a2m.CHECKPOINT_NAME])
-    export_bundle(path, None, variants=("fp32",), progress=False, lp=lp)
+    path, model, idle = sf.exported_bundle(tmp_path_factory.mktemp("live") / "avatar", lp)
     b = bake.load_bundle(path)
     return path, model, idle, render.BakedRenderer(lp, b, paste=True).eval(), b
 

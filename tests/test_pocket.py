@@ -16,8 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from talkinghead import a2m, bake, cli, dataset, live, pocket  # noqa: E402
-from talkinghead.audio import FeatureParams  # noqa: E402
+from talkinghead import bake, cli, dataset, live, pocket  # noqa: E402
 from talkinghead.errors import BundleError, DatasetError  # noqa: E402
 from talkinghead.fileio import load_json, sha256_file  # noqa: E402
 
@@ -31,19 +30,8 @@ MARGIN_DB = 1.0     # "a clear margin" over both baselines on held-out lines
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """(bundle folder, LivePortrait, synthetic dataset, DistillResult with pocket.onnx exported and registered)."""
-    from talkinghead.export import export_bundle
-
     lp = sf.liveportrait()
-    path = bake.bake(bake.sample_portrait(), tmp_path_factory.mktemp("pocket") / "avatar", lp=lp)
-    model = sf.moving_a2m()
-    rng = np.random.default_rng(1)
-    idle = a2m.IdleMotion(np.cumsum(rng.normal(0, 0.05, (120, len(a2m.IDLE_DIMS))), 0).astype(np.float32),
-                          a2m.IDLE_DIMS.copy(), 25.0, 12)
-    a2m.save_checkpoint(path / a2m.CHECKPOINT_NAME, model, model.config, FeatureParams(), {},
-                        mode="idle_from_recording", idle=idle)
-    bake.add_files(path, [a2m.CHECKPOINT_NAME])
-    with sf.one_thread():
-        export_bundle(path, None, variants=("fp32",), progress=False, lp=lp)
+    path, _, _ = sf.exported_bundle(tmp_path_factory.mktemp("pocket") / "avatar", lp)
     ds = dataset.synthetic_dataset(n_lines=6, seed=1)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
