@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # bench_pocket beside it
 
 SENTENCE = "Hello, this is the avatar speaking in a web page, driven by its own voice."
 
@@ -57,17 +58,11 @@ def sample_bundle(folder: Path) -> Path:
 
 def add_pocket(bundle: Path) -> None:
     """Register an untrained pocket renderer at its released size (pocket.CONFIGS["full"], random weights: the cost
-    does not depend on the values) as the variant "pocket", as benchmarks/bench_pocket.py builds it."""
-    import torch
+    does not depend on the values) as the variant "pocket": bench_pocket.untrained_student."""
+    from bench_pocket import untrained_student
+    from talkinghead import pocket
 
-    from talkinghead import export, pocket
-
-    rng = np.random.default_rng(0)
-    mean, std = pocket.motion_stats(export.random_motions(64, 0))
-    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, pocket.CONFIGS["full"]).eval()
-    with torch.no_grad():
-        for prm in student.head.parameters():
-            prm.normal_(0, 0.05)
+    student = untrained_student()
     path = pocket.export_onnx(student, bundle / pocket.POCKET_FILE)
     pocket.register(bundle, {"file": pocket.POCKET_FILE, "use": "benchmark only: untrained, released size",
                              "bytes": path.stat().st_size})

@@ -54,6 +54,22 @@ def _session(path, threads):
     return session(path, threads)
 
 
+def untrained_student():
+    """The pocket student at its released size (pocket.CONFIGS["full"]) with seeded random weights: its cost does not
+    depend on the values (also the browser benchmark's pocket renderer)."""
+    import torch
+
+    from talkinghead import export, pocket
+
+    rng = np.random.default_rng(0)
+    mean, std = pocket.motion_stats(export.random_motions(64, 0))
+    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, pocket.CONFIGS["full"]).eval()
+    with torch.no_grad():
+        for prm in student.head.parameters():
+            prm.normal_(0, 0.05)
+    return student
+
+
 def make_bundle(root: Path, lp_sample):
     """The sample portrait baked (sample profile) + paste.onnx + an untrained default-size audio2motion.onnx."""
     import torch
@@ -206,12 +222,7 @@ def main(argv=None) -> int:
         student, quality = res.student, res.evaluation
     else:
         teacher_module = export.renderer_module(fake_lp("full"), fake_bundle("full"))
-        rng = np.random.default_rng(0)
-        mean, std = pocket.motion_stats(export.random_motions(64, 0))
-        student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, pocket.CONFIGS["full"]).eval()
-        with torch.no_grad():
-            for p in student.head.parameters():
-                p.normal_(0, 0.05)
+        student = untrained_student()
     t0 = time.perf_counter()
     teacher_path = export_teacher(teacher_module, out / "renderer.onnx")
     print(f"renderer.onnx ({profile}) exported in {time.perf_counter() - t0:.0f} s")
