@@ -3,12 +3,11 @@ error against the PyTorch output (notebooks/05_export.ipynb)."""
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
+from ..live import choice
 from ..progress import Estimate
 from .graph import session
 
@@ -21,14 +20,7 @@ def psnr(a, b, data_range: float = 1.0) -> float:
 
 def latency_ms(sess, feeds: dict, frames: int = 5, warmup: int = 2) -> float:
     """Median wall time (ms) of one `sess.run` over `frames` runs after `warmup` runs."""
-    for _ in range(warmup):
-        sess.run(None, feeds)
-    times = []
-    for _ in range(max(1, frames)):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    return choice.round_robin_ms({"graph": sess}, feeds, frames, warmup)["graph"]
 
 
 def latencies(paths: dict, feeds: dict, frames: int = 5, warmup: int = 2, providers=None,
@@ -40,18 +32,16 @@ def latencies(paths: dict, feeds: dict, frames: int = 5, warmup: int = 2, provid
     sessions = {k: session(p, providers) for k, p in paths.items()}
     rounds = warmup + max(1, frames)
     est = Estimate("latency of " + ", ".join(sessions), rounds, "round", enabled=progress)
-    times = {k: [] for k in sessions}
-    for r in tqdm(range(rounds), desc="latency", unit="round", disable=not progress):
-        for k, s in sessions.items():
-            t0 = time.perf_counter()
-            s.run(None, feeds)
-            if r >= warmup:
-                times[k].append((time.perf_counter() - t0) * 1000)
-        if r == 1:                    # the first round pays for each session's first run
-            est.restart()
-        elif r == 2:
-            est.update(1)
-    return {k: round(statistics.median(t), 3) for k, t in times.items()}
+    with tqdm(total=rounds, desc="latency", unit="round", disable=not progress) as bar:
+        def on_round(r):
+            bar.update(1)
+            if r == 1:                    # the first round pays for each session's first run
+                est.restart()
+            elif r == 2:
+                est.update(1)
+
+        ms = choice.round_robin_ms(sessions, feeds, frames, warmup, on_round)
+    return {k: round(v, 3) for k, v in ms.items()}
 
 
 def evaluate_variant(path: Path, motions: np.ndarray, reference: np.ndarray) -> dict:

@@ -86,20 +86,29 @@ def passing(variants: dict) -> dict:
     return {n: why for n, (ok, why) in verdicts.items() if ok}
 
 
-def measure(sessions: dict, frames: int = FRAMES, warmup: int = WARMUP) -> dict:
-    """Median ms per frame (batch 1, zero motion) of each session {name: onnxruntime session}, round-robin."""
-    feed = {"motion": np.zeros((1, layout.MOTION_DIM), np.float32)}
-    for s in sessions.values():
-        for _ in range(warmup):
-            s.run(None, _typed(s, feed))
+def round_robin_ms(sessions: dict, feed: dict, frames: int = FRAMES, warmup: int = WARMUP,
+                   on_round: Callable | None = None) -> dict:
+    """Median ms of one run of each session {name: onnxruntime session} on `feed` (float inputs cast to a float16
+    graph's type), measured round-robin after `warmup` rounds so that load from other processes hits every session
+    alike. `on_round(r)` is called after each round r (0-based, warm-up included). Export's latencies use it too."""
+    rounds = warmup + max(1, frames)
     times: dict = {k: [] for k in sessions}
-    for _ in range(max(1, frames)):
+    feeds = {k: _typed(s, feed) for k, s in sessions.items()}
+    for r in range(rounds):
         for k, s in sessions.items():
-            f = _typed(s, feed)
             t0 = time.perf_counter()
-            s.run(None, f)
-            times[k].append(1000 * (time.perf_counter() - t0))
-    return {k: round(statistics.median(t), 2) for k, t in times.items()}
+            s.run(None, feeds[k])
+            if r >= warmup:
+                times[k].append(1000 * (time.perf_counter() - t0))
+        if on_round is not None:
+            on_round(r)
+    return {k: statistics.median(t) for k, t in times.items()}
+
+
+def measure(sessions: dict, frames: int = FRAMES, warmup: int = WARMUP) -> dict:
+    """Median ms per frame (batch 1, zero motion) of each renderer session {name: onnxruntime session}."""
+    ms = round_robin_ms(sessions, {"motion": np.zeros((1, layout.MOTION_DIM), np.float32)}, frames, warmup)
+    return {k: round(v, 2) for k, v in ms.items()}
 
 
 def _typed(sess, feed: dict) -> dict:

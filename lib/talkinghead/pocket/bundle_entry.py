@@ -13,14 +13,13 @@ latency (batch 1, `LATENCY_THREADS` onnxruntime threads), the parity with PyTorc
 """
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import layout
+from .. import layout, onnxrt
+from ..live import choice
 from ..errors import BundleError
 from ..fileio import atomic_path, load_json
 from .flops import count_onnx, count_torch
@@ -60,14 +59,8 @@ def export_onnx(student: PocketStudent, path) -> Path:
 
 
 def session(path, threads: int | None = LATENCY_THREADS):
-    """A quiet CPU onnxruntime session with `threads` intra-op threads."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    """A quiet CPU onnxruntime session with `threads` intra-op threads (`talkinghead.onnxrt.session`)."""
+    return onnxrt.session(path, threads=threads)
 
 
 def parity(student: PocketStudent, path, motions: np.ndarray) -> dict:
@@ -87,16 +80,8 @@ def parity(student: PocketStudent, path, motions: np.ndarray) -> dict:
 
 def latency_ms(path, threads: int = LATENCY_THREADS, frames: int = 20, warmup: int = 3) -> float:
     """Median ms per frame (batch 1) in onnxruntime on the CPU with `threads` threads."""
-    s = session(path, threads)
     x = {"motion": np.zeros((1, layout.MOTION_DIM), np.float32)}
-    for _ in range(warmup):
-        s.run(None, x)
-    times = []
-    for _ in range(frames):
-        t0 = time.perf_counter()
-        s.run(None, x)
-        times.append(1000 * (time.perf_counter() - t0))
-    return float(statistics.median(times))
+    return float(choice.round_robin_ms({"pocket": session(path, threads)}, x, frames, warmup)["pocket"])
 
 
 def register(bundle_dir, entry: dict) -> dict:
