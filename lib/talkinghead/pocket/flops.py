@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from .. import onnxrt
+
 POINTWISE = {"Add", "Sub", "Mul", "Div", "Tanh", "Sigmoid", "Erf", "Relu", "LeakyRelu", "Clip", "Pow", "Sqrt",
              "Exp", "Log", "Neg", "Abs", "Min", "Max", "Where", "Softplus", "Gelu", "HardSigmoid", "Sin", "Cos",
              "Reciprocal", "Floor", "Ceil", "Round", "BatchNormalization", "InstanceNormalization", "Softmax",
@@ -32,8 +34,8 @@ REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "Redu
 def _shapes(model, feeds: dict) -> dict:
     """{tensor name: shape} of every tensor of the graph when run on `feeds` (intermediates exposed)."""
     import onnx
-    import onnxruntime as ort
 
+    ort = onnxrt.ort()
     m = onnx.ModelProto()
     m.CopyFrom(model)
     have = {o.name for o in m.graph.output}
@@ -43,9 +45,8 @@ def _shapes(model, feeds: dict) -> dict:
                 m.graph.output.append(onnx.helper.make_empty_tensor_value_info(o))
                 have.add(o)
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL   # every node's output as written
+    sess = onnxrt.session(m.SerializeToString(), options=so)
     names = [o.name for o in sess.get_outputs()]
     values = dict(zip(names, sess.run(None, feeds)), **feeds)
     shapes = {k: tuple(v.shape) for k, v in values.items()}
