@@ -50,9 +50,11 @@ def model_files(bundle: Bundle, variant: str = "default") -> tuple[str, dict]:
                   "audio2motion": models["audio2motion"]["file"]}
 
 
-def auto_variant(bundle: Bundle, providers: list, threads: int | None = None) -> choice.Choice:
+def auto_variant(bundle: Bundle, providers: list, threads: int | None = None,
+                 opened: dict | None = None) -> choice.Choice:
     """The renderer variant `variant="auto"` runs: `live.choice.choose` over the manifest's variants, measured here
-    with these providers and threads (once per process for the same files)."""
+    with these providers and threads (once per process for the same files). `opened`: a dict that receives the
+    sessions opened for measuring, {file name: session}, so the runtime does not open the chosen one again."""
     mf = bundle.path / MANIFEST_FILE
     with _typed(mf):
         model_files(bundle, "default")                  # no models, wrong types: the usual one sentence
@@ -66,7 +68,10 @@ def auto_variant(bundle: Bundle, providers: list, threads: int | None = None) ->
 
     def open_session(name: str):
         f = bundle.file(files[name])
-        return onnxrt.session(f, providers, threads, error=_load_error(f))
+        sess = onnxrt.session(f, providers, threads, error=_load_error(f))
+        if opened is not None:
+            opened[f.name] = sess
+        return sess
 
     try:
         return choice.choose(variants, open_session, gpu, key=key)
@@ -128,14 +133,15 @@ class BundleRuntime:
         self.portrait = bundle.portrait
         self.providers = onnxrt.resolve_providers(providers)
         self.frame_renderer = renderer
-        self.choice = auto_variant(bundle, self.providers, threads) if variant == "auto" and renderer is None \
+        opened: dict = {}                                        # sessions "auto" opened to measure them
+        self.choice = auto_variant(bundle, self.providers, threads, opened) if variant == "auto" and renderer is None \
             else None
         if renderer is not None and variant == "auto":
             variant = "default"                                  # (unused: the renderer backend renders)
         with _typed(self.path / MANIFEST_FILE):
             self.variant, self.files = model_files(bundle, self.choice.variant if self.choice else variant)
         checked = {k: bundle.file(f) for k, f in self.files.items()}
-        self.sessions = {k: onnxrt.session(f, self.providers, threads, error=_load_error(f))
+        self.sessions = {k: opened.get(f.name) or onnxrt.session(f, self.providers, threads, error=_load_error(f))
                          for k, f in checked.items() if renderer is None or k == "audio2motion"}
         self._in_dtype = {k: onnxrt.input_dtype(s) for k, s in self.sessions.items()}
         with _typed(self.path / MANIFEST_FILE):
