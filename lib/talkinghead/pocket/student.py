@@ -151,6 +151,18 @@ class PocketStudent(nn.Module):
         paint = torch.sigmoid(out[:, 5:6]) * out[:, 2:5]
         return torch.cat([flow, paint], 1), blend
 
+    def region(self, motion: torch.Tensor, ref_w: torch.Tensor, roi: tuple, grid: torch.Tensor) -> torch.Tensor:
+        """The painted region (B, 3, h, w) at the warp resolution: `ref_w` (1, 3, W, W) warped by the predicted flow
+        (`grid` = the region's identity grid (1, h, w, 2), `base_grid`), plus paint and blend; `roi` = (y0, x0, h, w)
+        in the W crop (`scaled_roi`). Used by `paint` and by the frame graph (`pocket.frame`)."""
+        h, wd = roi[2], roi[3]
+        fields, blend = self.fields(motion)
+        f = F.interpolate(fields, size=(h, wd), mode="bilinear", align_corners=False)
+        blend = F.interpolate(blend, size=(h, wd), mode="bilinear", align_corners=False)
+        grid = grid + f[:, 0:2].permute(0, 2, 3, 1)
+        return F.grid_sample(ref_w.expand(f.shape[0], -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                             align_corners=False) + f[:, 2:5] + blend
+
     def paint(self, motion: torch.Tensor, reference: torch.Tensor, size: int) -> torch.Tensor:
         """Render at a `size` x `size` crop from `reference` (1, 3, size, size) -> (B, 3, size, size) in [0, 1]."""
         w = min(size, self.config.warp_size)
@@ -158,13 +170,7 @@ class PocketStudent(nn.Module):
         ref_w = self.reference_w if final else reference if w == size else \
             F.interpolate(reference, size=(w, w), mode="area")
         y0, x0, h, wd = roi = scaled_roi(self.config.roi, w)
-        fields, blend = self.fields(motion)
-        f = F.interpolate(fields, size=(h, wd), mode="bilinear", align_corners=False)
-        blend = F.interpolate(blend, size=(h, wd), mode="bilinear", align_corners=False)
-        b = f.shape[0]
-        grid = (self.grid_w if final else base_grid(roi, w).to(f.device)) + f[:, 0:2].permute(0, 2, 3, 1)
-        face = F.grid_sample(ref_w.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
-                             align_corners=False) + f[:, 2:5] + blend
+        face = self.region(motion, ref_w, roi, self.grid_w if final else base_grid(roi, w).to(motion.device))
         if (h, wd) != (w, w):
             delta = face - ref_w[:, :, y0:y0 + h, x0:x0 + wd]
             face = ref_w + F.pad(delta, (x0, w - x0 - wd, y0, w - y0 - h))
