@@ -64,14 +64,15 @@ def is_plain_name(name) -> bool:
 
 
 def model_files(manifest: dict) -> list[tuple[str, object]]:
-    """Every file the `models` section names, as (where, name): any `file` key at any depth, and a string `idle`."""
+    """Every file the `models` section names, as (where, name): any `file` key at any depth, and a string `idle` or
+    `background` (the pocket frame graph's rest frame)."""
     out: list[tuple[str, object]] = []
 
     def walk(node, where: str) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
                 here = f"{where}.{k}"
-                if k == "file" or (k == "idle" and isinstance(v, str)):
+                if k == "file" or (k in ("idle", "background") and isinstance(v, str)):
                     out.append((here, v))
                 else:
                     walk(v, here)

@@ -1,6 +1,7 @@
 """The exported avatar bundle, ready to run: three onnxruntime sessions, the idle loop, the portrait (notebook 06).
 
     motion (B, 69) --renderer.onnx--> face (B, 3, 512, 512) --paste.onnx--> frame (B, 3, H, W) --> uint8 (B, H, W, 3)
+    motion (B, 69) --pocket_frame.onnx--> the box that moves, RGBA uint8, over pocket_background.png  (pocket variant)
     features (C, 4, 80) + state --audio2motion.onnx--> motion (C, 69) of the frames L back + new state
 
 Only numpy, onnxruntime and the bundle folder (no torch, no training code): what a phone or browser app runs.
@@ -16,7 +17,7 @@ import numpy as np
 
 from .. import features_onnx, layout, onnxrt, paths, pixels
 from ..audio import FeatureParams, StreamingFeatures, features_for_frames
-from ..bundle import MANIFEST_FILE, Bundle, load_bundle
+from ..bundle import MANIFEST_FILE, Bundle, load_bundle, read_png
 from ..errors import BundleError
 from ..fileio import load_npz
 from ..idle import CROSSFADE, IdleLoop
@@ -112,6 +113,31 @@ def load_idle(bundle: Bundle, spec) -> IdleLoop | None:
     raise BundleError(f"{mf}: the idle motion entry has neither 'loop' nor 'track'; export the bundle again.")
 
 
+class FramePatch:
+    """The pocket variant's frame graph (`pocket.frame`): motion (B, 69) -> frames uint8 (B, H, W, 3), the background
+    with the graph's box (y0, x0, h, w) replaced: the same frames as renderer + paste within a grey level, without
+    painting the whole crop or warping the whole portrait."""
+
+    def __init__(self, bundle: Bundle, entry: dict, providers, threads: int | None, size: tuple):
+        mf = bundle.path / MANIFEST_FILE
+        f = bundle.file(entry["file"])
+        self.session = onnxrt.session(f, providers, threads, error=_load_error(f))
+        self.background = read_png(bundle.file(entry["background"]))
+        self.box = y0, x0, h, w = tuple(int(v) for v in entry["box"])
+        if self.background.shape[:2] != tuple(size) or min(y0, x0) < 0 or h < 1 or w < 1 or y0 + h > size[0] \
+                or x0 + w > size[1]:
+            raise BundleError(f"{mf}: the pocket frame graph's box {entry['box']} or background "
+                              f"{self.background.shape[1]}x{self.background.shape[0]} does not fit the "
+                              f"{size[1]}x{size[0]} frame; distil the pocket renderer again (notebook 07).")
+
+    def render(self, motion: np.ndarray) -> np.ndarray:
+        rgba = self.session.run(None, {"motion": np.asarray(motion, np.float32)})[0]
+        y0, x0, h, w = self.box
+        out = np.repeat(self.background[None], len(rgba), 0)
+        out[:, y0:y0 + h, x0:x0 + w] = rgba[..., :3]
+        return out
+
+
 class BundleRuntime:
     """The exported avatar bundle, ready to run: the three ONNX sessions, the portrait and the manifest.
 
@@ -122,11 +148,12 @@ class BundleRuntime:
     `renderer`: None (the renderer variant and paste.onnx in onnxruntime), or an object whose `render(motion, times)`
     renders instead, with `name` and `describe()`: the `torch` backend (`talkinghead.torch_renderer.TorchBackend`,
     see `live.speech.open_runtime`), made by the caller so that this runtime stays torch-free; then neither the
-    renderer nor paste session is loaded, nor is a variant measured.
+    renderer nor paste session is loaded, nor is a variant measured. `frame_graph`: when the chosen variant has one
+    (the pocket renderer's `frame`, see `FramePatch`), render through it instead of renderer + paste.
     """
 
     def __init__(self, bundle_dir=None, variant: str = "auto", providers=None, verify: bool = True,
-                 threads: int | None = None, renderer=None):
+                 threads: int | None = None, renderer=None, frame_graph: bool = True):
         self.path = Path(bundle_dir) if bundle_dir else paths.avatar_dir()
         bundle = load_bundle(self.path, verify=verify)
         self.manifest = bundle.manifest
@@ -140,15 +167,19 @@ class BundleRuntime:
             variant = "default"                                  # (unused: the renderer backend renders)
         with _typed(self.path / MANIFEST_FILE):
             self.variant, self.files = model_files(bundle, self.choice.variant if self.choice else variant)
-        checked = {k: bundle.file(f) for k, f in self.files.items()}
-        self.sessions = {k: opened.get(f.name) or onnxrt.session(f, self.providers, threads, error=_load_error(f))
-                         for k, f in checked.items() if renderer is None or k == "audio2motion"}
-        self._in_dtype = {k: onnxrt.input_dtype(s) for k, s in self.sessions.items()}
         with _typed(self.path / MANIFEST_FILE):
-            self._read_a2m(bundle.models["audio2motion"])
             paste = bundle.models["paste"]
             self.height = int(paste.get("height", self.portrait.shape[0]))
             self.width = int(paste.get("width", self.portrait.shape[1]))
+            entry = bundle.models["renderer"].get("variants", {}).get(self.variant, {}).get("frame")
+            self.patch = FramePatch(bundle, entry, self.providers, threads, (self.height, self.width)) \
+                if renderer is None and frame_graph and isinstance(entry, dict) else None
+        checked = {k: bundle.file(f) for k, f in self.files.items()}
+        self.sessions = {k: opened.get(f.name) or onnxrt.session(f, self.providers, threads, error=_load_error(f))
+                         for k, f in checked.items() if (renderer is None and self.patch is None) or k == "audio2motion"}
+        self._in_dtype = {k: onnxrt.input_dtype(s) for k, s in self.sessions.items()}
+        with _typed(self.path / MANIFEST_FILE):
+            self._read_a2m(bundle.models["audio2motion"])
             self.idle_loop = load_idle(bundle, self.a2m_info.get("idle")) if self.mode == "idle_from_recording" \
                 else None
             feat = bundle.models.get("features")
@@ -239,7 +270,7 @@ class BundleRuntime:
 
     # ---------------------------------------------------------------------------------------------- rendering
     def render(self, motion: np.ndarray, times: dict | None = None) -> np.ndarray:
-        """Motion (B, 69) -> frames uint8 (B, H, W, 3) RGB: renderer.onnx, then paste.onnx.
+        """Motion (B, 69) -> frames uint8 (B, H, W, 3) RGB: renderer.onnx, then paste.onnx (or the frame graph).
 
         `times`: a dict to which the seconds spent in "renderer" and "paste" are added. With a `renderer` backend
         (see the class), that backend renders."""
@@ -247,6 +278,11 @@ class BundleRuntime:
             return self.frame_renderer.render(motion, times)
         m = np.asarray(motion, np.float32).reshape(-1, layout.MOTION_DIM)
         t0 = time.perf_counter()
+        if self.patch is not None:
+            out = self.patch.render(m)
+            if times is not None:
+                times["renderer"] = times.get("renderer", 0.0) + time.perf_counter() - t0
+            return out
         face = self.sessions["renderer"].run(None, {"motion": m.astype(self._in_dtype["renderer"])})[0]
         t1 = time.perf_counter()
         frame = self.sessions["paste"].run(None, {"face": face.astype(self._in_dtype["paste"], copy=False)})[0]
@@ -275,7 +311,8 @@ class BundleRuntime:
     def renderer_name(self) -> str:
         """The renderer backend in words: "onnx (CPUExecutionProvider)", or the torch backend's description."""
         if self.frame_renderer is None:
-            return f"onnx ({onnxrt.provider_names(self.providers)})"
+            graph = ", frame graph" if self.patch is not None else ""
+            return f"onnx ({onnxrt.provider_names(self.providers)}{graph})"
         r = self.frame_renderer
         return f"{getattr(r, 'name', type(r).__name__)} ({r.describe() if hasattr(r, 'describe') else ''})"
 

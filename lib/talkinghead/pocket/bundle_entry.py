@@ -22,6 +22,8 @@ from .. import layout, onnxrt
 from ..live import choice
 from ..errors import BundleError
 from ..fileio import atomic_path, load_json
+from ..bundle import add_files, load_bundle
+from . import frame
 from .flops import count_onnx, count_torch
 from .student import PocketStudent, n_parameters
 
@@ -31,9 +33,10 @@ LATENCY_THREADS = 2
 PARITY_ATOL = 1e-4
 
 
-def export_onnx(student: PocketStudent, path) -> Path:
-    """Write the student as ONNX (TorchScript exporter at the package's opset, onnxruntime basic optimisation,
-    `onnx.checker`, atomic write)."""
+def export_onnx(student: PocketStudent, path, output: str = "face") -> Path:
+    """Write the student (or another module of motion (B, 69), such as the frame graph, whose output is named
+    `output`) as ONNX (TorchScript exporter at the package's opset, onnxruntime basic optimisation, `onnx.checker`,
+    atomic write)."""
     import warnings
 
     import onnx
@@ -48,7 +51,7 @@ def export_onnx(student: PocketStudent, path) -> Path:
             warnings.simplefilter("ignore")
             torch.onnx.export(student.eval(), (torch.zeros(1, layout.MOTION_DIM),), str(raw),
                               opset_version=export.OPSET, dynamo=False, input_names=["motion"],
-                              output_names=["face"], dynamic_axes={"motion": {0: "batch"}, "face": {0: "batch"}},
+                              output_names=[output], dynamic_axes={"motion": {0: "batch"}, output: {0: "batch"}},
                               do_constant_folding=True)
         export.simplify(raw, opt)
         model = onnx.load(str(opt))
@@ -86,8 +89,6 @@ def latency_ms(path, threads: int = LATENCY_THREADS, frames: int = 20, warmup: i
 
 def register(bundle_dir, entry: dict) -> dict:
     """Hash pocket.onnx into manifest.json and set `models.renderer.variants.pocket` to `entry`."""
-    from ..bake import add_files
-
     bundle_dir = Path(bundle_dir)
     manifest = load_json(bundle_dir / "manifest.json", "avatar manifest")
     models = dict(manifest.get("models") or {})
@@ -134,6 +135,54 @@ def export_pocket(bundle_dir, student: PocketStudent, evaluation: dict, data=Non
         entry["training"] = {"steps": int(config.steps), "batch": int(config.batch), "lr": float(config.lr),
                              "seed": int(config.seed)}
     register(bundle_dir, entry)
+    entry["frame"] = export_frame(bundle_dir, student)
+    return entry
+
+
+def export_frame(bundle_dir, student: PocketStudent, motions: np.ndarray | None = None) -> dict:
+    """Write pocket_frame.onnx and pocket_background.png (`pocket.frame`) into a bundle whose manifest lists the
+    pocket variant, check them against pocket.onnx's arithmetic + paste on `motions` (default: 4 random ones, within
+    `frame.MAX_GREY_DIFF` grey levels) and set `models.renderer.variants.pocket.frame`; returns that entry."""
+    import torch
+    from PIL import Image
+
+    from ..export import paste_module, random_motions
+    from ..pixels import to_uint8
+
+    bundle_dir = Path(bundle_dir)
+    bundle = load_bundle(bundle_dir, verify=False)
+    variants = ((bundle.models.get("renderer") or {}).get("variants") or {})
+    if not isinstance(variants.get(VARIANT), dict):
+        raise BundleError(f"{bundle_dir / 'manifest.json'}: the bundle has no pocket renderer to make a frame graph "
+                          "of; distil one first (notebooks/07_pocket_renderer.ipynb or `python -m talkinghead distill`).")
+    module = frame.frame_module(student, bundle)
+    path = export_onnx(module, bundle_dir / frame.FRAME_FILE, output="rgba")
+    rest = frame.background(student, bundle)
+    with atomic_path(bundle_dir / frame.BACKGROUND_FILE, suffix=".png") as tmp:
+        Image.fromarray(rest).save(tmp, format="PNG")
+    m = np.asarray(random_motions(4, 3) if motions is None else motions, np.float32).reshape(-1, layout.MOTION_DIM)
+    rgba = session(path).run(None, {"motion": m})[0]
+    with torch.no_grad():
+        full = to_uint8(paste_module(bundle)(student(torch.from_numpy(m))).numpy())
+    y0, x0, h, w = module.box
+    frames = np.repeat(rest[None], len(m), 0)
+    frames[:, y0:y0 + h, x0:x0 + w] = rgba[..., :3]
+    diff = int(np.abs(frames.astype(np.int16) - full).max())
+    if diff > frame.MAX_GREY_DIFF or not (rgba[..., 3] == 255).all():
+        raise BundleError(f"{path}: the frame graph differs from pocket.onnx + paste by {diff} grey levels (more "
+                          f"than {frame.MAX_GREY_DIFF}); please report this.")
+    entry = {"file": frame.FRAME_FILE, "background": frame.BACKGROUND_FILE, "box": [int(v) for v in module.box],
+             "input": "motion", "output": "rgba", "shape": {"rgba": ["B", int(h), int(w), 4]},
+             "max_grey_diff": diff, "vs": "pocket.onnx + paste.onnx, rounded like talkinghead.pixels.to_uint8",
+             "latency_ms": round(float(choice.round_robin_ms({"frame": session(path)}, {"motion": m[:1]}, 10, 2)
+                                       ["frame"]), 3),
+             "cpu_threads": LATENCY_THREADS}
+    manifest = load_json(bundle_dir / "manifest.json", "avatar manifest")
+    models = dict(manifest["models"])
+    renderer = dict(models["renderer"])
+    renderer["variants"] = dict(renderer["variants"], **{VARIANT: dict(renderer["variants"][VARIANT], frame=entry)})
+    models["renderer"] = renderer
+    add_files(bundle_dir, [frame.FRAME_FILE, frame.BACKGROUND_FILE], models=models)
     return entry
 
 
@@ -143,4 +192,4 @@ def _op_types(path) -> set:
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
-__all__ = ["export_pocket", "export_onnx", "parity", "latency_ms", "register", "session", "POCKET_FILE", "VARIANT"]
+__all__ = ["export_pocket", "export_frame", "export_onnx", "parity", "latency_ms", "register", "session", "POCKET_FILE", "VARIANT"]

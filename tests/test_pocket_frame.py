@@ -1,0 +1,173 @@
+"""The pocket renderer's frame graph (talkinghead.pocket.frame): motion -> only the box of the pasted frame that can
+move, as RGBA bytes over a fixed background. It must give the frames of pocket.onnx + paste.onnx (within one grey
+level, and exactly the background outside the box), be hashed in the manifest, and be what the live runtime and the
+browser page run for the pocket variant.
+
+The student is the sample-size one with random last-layer weights (so it moves) and a region smaller than the crop,
+on the sample portrait baked and exported as in tests/test_pocket.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import torch.nn.functional as F  # noqa: E402
+
+from talkinghead import bake, export, live, pocket  # noqa: E402
+from talkinghead.bundle import read_png  # noqa: E402
+from talkinghead.errors import BundleError  # noqa: E402
+from talkinghead.fileio import load_json, save_json, sha256_file  # noqa: E402
+from talkinghead.pixels import to_uint8  # noqa: E402
+from talkinghead.pocket import frame  # noqa: E402
+
+import stage_fixtures as sf  # noqa: E402
+
+ROI = (160, 128, 256, 224)         # (y0, x0, h, w) in the 512 crop: the mouth-and-jaw kind of region
+
+
+def moving_student(roi=ROI, warp_size=128, seed=0):
+    """A sample-size student whose head has random weights (its fields move) on a random reference face."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    cfg = dataclasses.replace(pocket.CONFIGS["sample"], roi=roi, warp_size=warp_size)
+    mean, std = pocket.motion_stats(export.random_motions(64, seed))
+    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, cfg)
+    with torch.no_grad():
+        for p in student.head.parameters():
+            p.normal_(0, 0.3)
+        student.basis.normal_(0, 0.02)
+        student.coef.weight.normal_(0, 0.3)
+    return student.eval()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """(bundle folder with pocket.onnx + the frame graph registered, the student, the frame entry)."""
+    lp = sf.liveportrait()
+    path, _, _ = sf.exported_bundle(tmp_path_factory.mktemp("frame") / "avatar", lp)
+    student = moving_student()
+    f = pocket.export_onnx(student, path / pocket.POCKET_FILE)
+    pocket.register(path, {"file": pocket.POCKET_FILE, "use": "test", "bytes": f.stat().st_size})
+    entry = pocket.export_frame(path, student)
+    return path, student, entry
+
+
+def reference_frames(bundle, student, motions):
+    """pocket + paste in PyTorch, rounded like the live runtime: (B, H, W, 3) uint8."""
+    with torch.no_grad():
+        return to_uint8(export.paste_module(bundle)(student(torch.from_numpy(motions))).numpy())
+
+
+@pytest.mark.parametrize("w,start,length", [(128, 40, 56), (256, 0, 100), (256, 200, 56), (128, 0, 128)])
+def test_resizing_a_block_gives_the_whole_resize_on_its_support(w, start, length):
+    # a field that is zero outside rows start..start+length: the block resize equals the whole resize on the support,
+    # and the whole resize is exactly zero outside it
+    rng = np.random.default_rng(w + start)
+    d = np.zeros((1, 1, w, 1), np.float32)
+    d[0, 0, start:start + length] = rng.normal(size=(length, 1))
+    whole = F.interpolate(torch.from_numpy(d), size=(512, 1), mode="bilinear", align_corners=False)[0, 0, :, 0]
+    p0, p1 = frame.upsample_support(start, length, w)
+    assert torch.all(whole[:p0] == 0) and torch.all(whole[p1:] == 0)
+    a, b = frame.source_block(p0, p1, w)
+    k = 512 // w
+    part = F.interpolate(torch.from_numpy(d[:, :, a:b]), scale_factor=(float(k), 1.0), mode="bilinear",
+                         align_corners=False)[0, 0, p0 - a * k:p1 - a * k, 0]
+    assert torch.allclose(part, whole[p0:p1], rtol=0, atol=1e-6)      # the same sums (float rounding aside)
+
+
+@pytest.mark.parametrize("roi,warp", [(ROI, 128), (None, 128), ((96, 64, 320, 384), 256), (ROI, 512)])
+def test_frame_module_gives_pocket_plus_paste(env, roi, warp):
+    path = env[0]
+    bundle = bake.load_bundle(path, verify=False)
+    student = moving_student(roi, warp, seed=3)
+    module = frame.frame_module(student, bundle)
+    m = export.random_motions(3, 7)
+    with torch.no_grad():
+        rgba = module(torch.from_numpy(m)).numpy()
+    full = reference_frames(bundle, student, m)
+    rest = frame.background(student, bundle)
+    y0, x0, h, w = module.box
+    assert rgba.shape == (3, h, w, 4) and rgba.dtype == np.uint8 and (rgba[..., 3] == 255).all()
+    out = np.repeat(rest[None], 3, 0)
+    out[:, y0:y0 + h, x0:x0 + w] = rgba[..., :3]
+    diff = np.abs(out.astype(int) - full)
+    assert diff.max() <= frame.MAX_GREY_DIFF and (diff > 0).mean() < 1e-3
+    moved = (full != rest[None]).any(-1).any(0)             # the pixels that changed in some frame ...
+    ys, xs = np.nonzero(moved)
+    assert len(ys) > 500                                     # (the student does move the face)
+    assert ys.min() >= y0 and ys.max() < y0 + h and xs.min() >= x0 and xs.max() < x0 + w   # ... lie in the box
+    if roi is not None:
+        assert h * w < 0.6 * full.shape[1] * full.shape[2]   # and the box is a part of the frame
+
+
+def test_export_frame_registers_hashed_files(env):
+    path, student, entry = env
+    manifest = load_json(path / "manifest.json")
+    got = manifest["models"]["renderer"]["variants"]["pocket"]["frame"]
+    assert got == entry and entry["max_grey_diff"] <= frame.MAX_GREY_DIFF
+    for name in (frame.FRAME_FILE, frame.BACKGROUND_FILE):
+        assert manifest["files"][name]["sha256"] == sha256_file(path / name)
+    y0, x0, h, w = entry["box"]
+    assert entry["shape"]["rgba"] == ["B", h, w, 4]
+    rest = read_png(path / frame.BACKGROUND_FILE)
+    assert rest.shape == bake.load_bundle(path).portrait.shape
+
+
+def test_runtime_renders_through_the_frame_graph(env):
+    path, student, _ = env
+    rt = live.BundleRuntime(path, variant="pocket")
+    old = live.BundleRuntime(path, variant="pocket", frame_graph=False)
+    assert rt.patch is not None and "paste" not in rt.sessions and "renderer" not in rt.sessions
+    assert "frame graph" in rt.renderer_name and "frame graph" not in old.renderer_name
+    m = export.random_motions(4, 11)
+    times = {}
+    a, b = rt.render(m, times), old.render(m)
+    assert a.shape == b.shape == (4, rt.height, rt.width, 3) and set(times) == {"renderer"}
+    assert np.abs(a.astype(int) - b).max() <= frame.MAX_GREY_DIFF
+    assert (a != b).any(-1).mean() < 1e-3
+
+
+def test_a_tampered_frame_graph_is_one_sentence(env, tmp_path):
+    import shutil
+
+    path = tmp_path / "avatar"
+    shutil.copytree(env[0], path)
+    (path / frame.FRAME_FILE).write_bytes(b"not a model")
+    with pytest.raises(BundleError, match=frame.FRAME_FILE):
+        live.BundleRuntime(path, variant="pocket")
+
+
+def test_a_box_outside_the_frame_is_one_sentence(env, tmp_path):
+    import shutil
+
+    path = tmp_path / "avatar"
+    shutil.copytree(env[0], path)
+    manifest = load_json(path / "manifest.json")
+    manifest["models"]["renderer"]["variants"]["pocket"]["frame"]["box"] = [0, 0, 10_000, 10]
+    save_json(path / "manifest.json", manifest)
+    with pytest.raises(BundleError, match="does not fit"):
+        live.BundleRuntime(path, variant="pocket", verify=False)
+
+
+def test_background_must_be_listed(env, tmp_path):
+    import shutil
+
+    path = tmp_path / "avatar"
+    shutil.copytree(env[0], path)
+    manifest = load_json(path / "manifest.json")
+    del manifest["files"][frame.BACKGROUND_FILE]
+    save_json(path / "manifest.json", manifest)
+    with pytest.raises(BundleError, match="not listed"):
+        live.BundleRuntime(path, variant="pocket", verify=False)
+
+
+def test_export_frame_needs_a_pocket_renderer(tmp_path):
+    lp = sf.liveportrait()
+    path = bake.bake(bake.sample_portrait(), tmp_path / "avatar", lp=lp)
+    with pytest.raises(BundleError, match="no pocket renderer"):
+        pocket.export_frame(path, moving_student())
