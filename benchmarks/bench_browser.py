@@ -1,18 +1,23 @@
 """Benchmark the avatar page (`python -m talkinghead serve`) in headless Chromium: frames per second and
 audio-to-frame latency, for each renderer the bundle has that the page can use (the full renderer, and the pocket
-renderer when `models.renderer.variants.pocket` exists).
+renderer when `models.renderer.variants.pocket` exists, with its frame graph when it has one).
 
     python benchmarks/bench_browser.py                        # a sample-profile bundle built in a temporary folder,
                                                               # plus an untrained pocket renderer at released size
     python benchmarks/bench_browser.py --bundle talkinghead-workspace/avatar --seconds 8
+    python benchmarks/bench_browser.py --workdir /tmp/bb --no-fp32   # keep the built bundle, reuse it next time
 
-For each renderer, two runs of the same espeak-ng sentence through the page's file input:
+Rows: the pocket renderer through its frame graph (`frame`: pocket_frame.onnx -> the moving box as bytes over the
+background), through pocket.onnx + paste.onnx (`onnx`) and pocket.onnx + the canvas paste (`canvas`); the same two
+for the full renderer (fp32). For each row, two runs of the same espeak-ng sentence through the page's file input:
   live     the audio enters at its real-time pace; frames that would be late are dropped. Prints the frames shown
            per second (what a viewer sees; 25 is real time), the delay the page scheduled (sound played that late),
            and the latency from an audio sample arriving to its frame being ready (mean, p95).
   offline  every frame rendered as fast as possible: the page's render rate (frames/s).
-each with the face pasted by paste.onnx (the Python engine's pixels) and by the canvas (the page's fast paste),
-and, as a same-run reference, onnxruntime (Python, CPU) rendering the same renderer + paste.onnx in this process.
+then the page's time per frame in each stage (ms, live | offline): features.onnx and audio2motion (main thread),
+the renderer call (the model in the wasm worker, and the hops to and from it), paste (paste.onnx or the canvas),
+pixels (floats -> bytes, or wrapping the frame graph's bytes) and draw (putImageData). As a same-run reference,
+onnxruntime (Python, CPU) runs the same graph(s) in this process.
 Needs Debian's chromium, playwright (the dev extra) and onnxruntime-web (`serve --install-web-runtime`).
 This is a script, not a test: on the full renderer a frame costs seconds in a browser on a 2-core CPU.
 """
@@ -58,7 +63,8 @@ def sample_bundle(folder: Path) -> Path:
 
 def add_pocket(bundle: Path) -> None:
     """Register an untrained pocket renderer at its released size (pocket.CONFIGS["full"], random weights: the cost
-    does not depend on the values) as the variant "pocket": bench_pocket.untrained_student."""
+    does not depend on the values) as the variant "pocket": bench_pocket.untrained_student, with its frame graph
+    (`pocket.export_frame`) when this talkinghead has one."""
     from bench_pocket import untrained_student
     from talkinghead import pocket
 
@@ -66,6 +72,20 @@ def add_pocket(bundle: Path) -> None:
     path = pocket.export_onnx(student, bundle / pocket.POCKET_FILE)
     pocket.register(bundle, {"file": pocket.POCKET_FILE, "use": "benchmark only: untrained, released size",
                              "bytes": path.stat().st_size})
+    if hasattr(pocket, "export_frame"):
+        pocket.export_frame(bundle, student)
+    else:
+        print("note: this talkinghead has no pocket.export_frame yet: no frame-graph rows")
+
+
+def build_bundle(folder: Path, pocket: bool) -> Path:
+    """The sample bundle (+ pocket) in `folder`, or the one already built there by an earlier run."""
+    if (folder / "avatar" / "manifest.json").is_file():
+        return folder / "avatar"
+    bundle = sample_bundle(folder)
+    if pocket:
+        add_pocket(bundle)
+    return bundle
 
 
 def speech_wav(folder: Path, seconds: float) -> Path:
@@ -79,19 +99,24 @@ def speech_wav(folder: Path, seconds: float) -> Path:
     return folder / "speech.wav"
 
 
-def python_reference(bundle: Path, variant_file: str, frames: int = 5) -> float:
-    """Frames per second of renderer + paste in onnxruntime (Python, CPU, default threads), batch 1."""
+def python_reference(bundle: Path, files: list, frames: int = 5) -> float:
+    """Frames per second of the chain `files` (renderer + paste.onnx, or the frame graph) in onnxruntime (Python,
+    CPU, default threads), batch 1."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    r = ort.InferenceSession(str(bundle / variant_file), so, providers=["CPUExecutionProvider"])
-    p = ort.InferenceSession(str(bundle / "paste.onnx"), so, providers=["CPUExecutionProvider"])
-    m = np.zeros((1, 69), np.float32)
-    p.run(None, {p.get_inputs()[0].name: r.run(None, {r.get_inputs()[0].name: m})[0]})
+    sessions = [ort.InferenceSession(str(bundle / f), so, providers=["CPUExecutionProvider"]) for f in files]
+
+    def run():
+        x = np.zeros((1, 69), np.float32)
+        for s in sessions:
+            x = s.run(None, {s.get_inputs()[0].name: x})[0]
+
+    run()
     t = time.perf_counter()
     for _ in range(frames):
-        p.run(None, {p.get_inputs()[0].name: r.run(None, {r.get_inputs()[0].name: m})[0]})
+        run()
     return frames / (time.perf_counter() - t)
 
 
@@ -114,15 +139,55 @@ def run_page(browser, url: str, wav: Path, query: str) -> dict:
     return out
 
 
+STAGES = ("features", "a2m", "model", "paste", "pixels", "draw")
+
+
+def rows_for(variants: dict, fp32: bool) -> list:
+    """(renderer, path, query, python reference files) for each row the bundle allows."""
+    rows = []
+    if "pocket" in variants:
+        v = variants["pocket"]
+        if v.get("frame"):
+            rows.append(("pocket", "frame", "renderer=pocket", [v["frame"]["file"]]))
+        for paste in ("onnx", "canvas"):
+            rows.append(("pocket", paste, f"renderer=pocket&frame=0&paste={paste}", [v["file"], "paste.onnx"]))
+    if fp32 and "fp32" in variants:
+        for paste in ("onnx", "canvas"):
+            rows.append(("fp32", paste, f"renderer=fp32&paste={paste}", [variants["fp32"]["file"], "paste.onnx"]))
+    return rows
+
+
+def print_table(rows: list) -> None:
+    print(f"\n{'renderer':<9} {'path':<7} {'backend':<10} {'shown fps':>9} {'dropped':>8} {'delay ms':>9} "
+          f"{'latency ms':>11} {'p95 ms':>7} {'render fps':>10} {'python fps':>10} {'page/python':>11}")
+    for name, path, r, ref in rows:
+        live, off = r["live"], r["offline"]
+        print(f"{name:<9} {path:<7} {r['ep'] + ' x' + str(r['threads']):<10} {live['achieved_fps']:>9.1f} "
+              f"{live['dropped']:>4}/{live['frames']:<3} {live['delay_ms']:>9.0f} {live['latency_mean_ms']:>11.0f} "
+              f"{live['latency_p95_ms']:>7.0f} {off['render_fps']:>10.2f} {ref:>10.2f} {off['render_fps'] / ref:>11.2f}")
+    print(f"\nms per frame in the page, live | offline ({', '.join(STAGES)}; render = one whole render call)")
+    print(f"{'renderer':<9} {'path':<7} " + " ".join(f"{k:>13}" for k in STAGES + ("render",)))
+    for name, path, r, _ in rows:
+        cells = []
+        for k in STAGES + ("render",):
+            a, b = (r[m]["stages_ms"].get(k, 0.0) for m in ("live", "offline"))
+            cells.append(f"{a:>6.1f}|{b:<6.1f}")
+        print(f"{name:<9} {path:<7} " + " ".join(cells))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default=None, help="an exported bundle (default: build a sample one)")
+    ap.add_argument("--workdir", default=None,
+                    help="build the sample bundle in this folder, or reuse the one an earlier run built there")
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds of speech (default 5)")
     ap.add_argument("--ep", choices=["auto", "wasm", "webgpu"], default="auto", help="onnxruntime-web backend")
     ap.add_argument("--threads", type=int, default=None,
                     help="onnxruntime-web wasm threads for the renderer (default: the page's choice)")
     ap.add_argument("--no-pocket", action="store_true",
                     help="do not add an untrained released-size pocket renderer to the built sample bundle")
+    ap.add_argument("--no-fp32", action="store_true", help="skip the full renderer's rows (the slow ones)")
+    ap.add_argument("--only", default=None, help="only the rows of this path (frame, onnx or canvas)")
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -135,34 +200,27 @@ def main() -> int:
                          "(python -m talkinghead serve --install-web-runtime)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        bundle = Path(args.bundle) if args.bundle else sample_bundle(tmp)
-        if not args.bundle and not args.no_pocket:
-            add_pocket(bundle)
+        work = Path(args.workdir) if args.workdir else tmp
+        work.mkdir(parents=True, exist_ok=True)
+        bundle = Path(args.bundle) if args.bundle else build_bundle(work, not args.no_pocket)
         wav = speech_wav(tmp, args.seconds)
         variants = json.loads((bundle / "manifest.json").read_text())["models"]["renderer"]["variants"]
-        names = [v for v in ("pocket", "fp32") if v in variants]
+        plan = [r for r in rows_for(variants, not args.no_fp32) if args.only in (None, r[1])]
         srv = serve.make_server(bundle, "127.0.0.1", 0, dist)
         url = serve.start_in_thread(srv)
-        print(f"bundle {bundle} ({', '.join(names)}); {args.seconds:.1f} s of speech; onnxruntime-web "
+        print(f"bundle {bundle} ({', '.join(variants)}); {args.seconds:.1f} s of speech; onnxruntime-web "
               f"{serve.ort_web_version(dist)}; Chromium {chromium}")
+        extra = ("" if args.ep == "auto" else f"&ep={args.ep}") + \
+            ("" if args.threads is None else f"&threads={args.threads}")
         rows = []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=serve.CHROMIUM_ARGS)
-            for name in names:
-                ref = python_reference(bundle, variants[name]["file"])
-                for paste in ("onnx", "canvas"):
-                    q = f"?renderer={name}&paste={paste}" + ("" if args.ep == "auto" else f"&ep={args.ep}") + \
-                        ("" if args.threads is None else f"&threads={args.threads}")
-                    rows.append((name, paste, run_page(browser, url, wav, q), ref))
+            for name, path, q, files in plan:
+                ref = python_reference(bundle, files)
+                rows.append((name, path, run_page(browser, url, wav, "?" + q + extra), ref))
             browser.close()
         srv.shutdown()
-    print(f"\n{'renderer':<9} {'paste':<7} {'backend':<10} {'shown fps':>9} {'dropped':>8} {'delay ms':>9} {'latency ms':>11} "
-          f"{'p95 ms':>7} {'render fps':>10} {'python fps':>10} {'page/python':>11}")
-    for name, paste, r, ref in rows:
-        live, off = r["live"], r["offline"]
-        print(f"{name:<9} {paste:<7} {r['ep'] + ' x' + str(r['threads']):<10} {live['achieved_fps']:>9.1f} "
-              f"{live['dropped']:>4}/{live['frames']:<3} {live['delay_ms']:>9.0f} {live['latency_mean_ms']:>11.0f} "
-              f"{live['latency_p95_ms']:>7.0f} {off['render_fps']:>10.2f} {ref:>10.2f} {off['render_fps'] / ref:>11.2f}")
+    print_table(rows)
     print("\nshown fps: frames on screen per second in live mode (25 = every frame); latency: an audio sample arriving "
           "-> its frame ready; delay: how late the sound is played so that it matches the face.")
     return 0

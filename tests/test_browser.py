@@ -5,6 +5,9 @@ loads a sample-profile bundle with onnxruntime-web and
   same audio: at most 2 grey levels on any pixel, mean under 0.01 (measured: 1 and 3e-6; onnxruntime-web's wasm kernels round differently
   from onnxruntime's CPU ones; the sample profile's generator amplifies float rounding, see talkinghead.export),
   and with the page's fast paste (the canvas instead of paste.onnx) at most 3 grey levels, mean under 0.1;
+- with the pocket renderer's frame graph (pocket_frame.onnx: the moving box as bytes over pocket_background.png),
+  renders frames that match the Python live engine's on the same bundle within the same 2 grey levels, fetching
+  neither pocket.onnx nor paste.onnx (the server's request log), and names a frame graph whose hash does not match;
 - keeps sound and picture in sync in live mode: the sound is played `delay` late and frame k is due at input time
   k/fps + delay; a frame ready by then is shown at that time (never before it; at most two frame periods, 80 ms,
   after it, the median at most one: the page's main thread shares this machine's 2 cores), a frame whose render
@@ -20,6 +23,7 @@ The server's file rules (only files the manifest lists) are tested without a bro
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -276,6 +280,79 @@ def test_the_pocket_renderer_is_preferred(browser, bundle, tmp_path):
         assert page.evaluate("talkinghead.error") is None and page.evaluate("talkinghead.renderer") == "pocket"
         assert "no pocket renderer" not in (page.evaluate("talkinghead.warning") or "")
         assert "renderer pocket" in page.inner_text("#bundle-info")
+        ctx.close()
+    finally:
+        srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def frame_bundle(bundle, tmp_path_factory):
+    """The bundle with a small pocket student (the sample size, a painted region, seeded weights that move it) and
+    its frame graph (`pocket.export_frame`)."""
+    import torch
+
+    from talkinghead import export, pocket
+
+    path = _copy(bundle, tmp_path_factory.mktemp("frame"))
+    rng = np.random.default_rng(0)
+    mean, std = pocket.motion_stats(export.random_motions(64, 0))
+    config = dataclasses.replace(pocket.CONFIGS["sample"], roi=(192, 128, 224, 256))
+    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, config).eval()
+    with torch.no_grad():
+        for prm in student.head.parameters():
+            prm.normal_(0, 0.5)
+    pocket.export_onnx(student, path / pocket.POCKET_FILE)
+    pocket.register(path, {"file": pocket.POCKET_FILE, "use": "test: a seeded sample-size student"})
+    pocket.export_frame(path, student)
+    return path
+
+
+def test_the_frame_graph_page_matches_the_python_engine_and_skips_the_two_models(browser, frame_bundle, speech):
+    from talkinghead import live
+
+    short = speech[2]
+    srv, url = _server(frame_bundle)
+    try:
+        ctx, page = _open(browser, url)
+        assert page.evaluate("talkinghead.error") is None, page.evaluate("talkinghead.error")
+        assert page.evaluate("talkinghead.path") == "frame" and "frame graph" in page.inner_text("#bundle-info")
+        report = _play(page, speech[0], "offline")
+        n = report["frames"]
+        got = np.stack([np.frombuffer(base64.b64decode(page.evaluate(f"talkinghead.canvasFrame({k})")), np.uint8)
+                        for k in range(n)])
+        ctx.close()
+    finally:
+        srv.shutdown()
+    fetched = {p.rsplit("/", 1)[-1] for p in srv.requests if p.startswith("/bundle/")}
+    assert {"pocket_frame.onnx", "pocket_background.png", "audio2motion.onnx", "features.onnx"} <= fetched, fetched
+    assert not fetched & {"pocket.onnx", "paste.onnx", "renderer.onnx"}, fetched
+    rt = live.BundleRuntime(frame_bundle, variant="pocket", threads=1)
+    eng = live.LiveEngine(rt, mode="preview", batch_size=1, verbose=False)
+    ref = np.stack([f.image for f in eng.frames(live.ArraySource(short, SR, chunk=SPF))])
+    got = got.reshape(n, rt.height, rt.width, 4)
+    assert n == len(ref) == 8 and (got[..., 3] == 255).all()
+    diff = np.abs(got[..., :3].astype(int) - ref.astype(int))
+    assert diff.max() <= PIXEL_MAX and diff.mean() < PIXEL_MEAN, (diff.max(), diff.mean())
+    moved = np.abs(np.diff(ref.astype(int), axis=0)).max(axis=(1, 2, 3))
+    assert (moved > 10).all()                              # the face moves inside the box
+    y0, x0, h, w = json.loads((frame_bundle / "manifest.json").read_text())[
+        "models"]["renderer"]["variants"]["pocket"]["frame"]["box"]
+    outside = np.ones(ref.shape[1:3], bool)
+    outside[y0:y0 + h, x0:x0 + w] = False
+    assert (got[:, outside, :3] == ref[:, outside]).all()        # the background, drawn once, is all the rest
+
+
+def test_a_frame_graph_whose_hash_does_not_match(browser, frame_bundle, tmp_path):
+    path = _copy(frame_bundle, tmp_path)
+    data = bytearray((path / "pocket_frame.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (path / "pocket_frame.onnx").write_bytes(bytes(data))
+    srv, url = _server(path)
+    try:
+        ctx, page = _open(browser, url)
+        msg = page.inner_text("#error")
+        assert "pocket_frame.onnx (the frame graph) does not match its sha256" in msg and "export" in msg, msg
+        assert not page.evaluate("talkinghead.ready")
         ctx.close()
     finally:
         srv.shutdown()

@@ -22,6 +22,7 @@ onnxruntime-web comes from npm at a pinned version. Where it is looked for: `--o
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import mimetypes
 import os
@@ -39,6 +40,7 @@ from .errors import BundleError, TalkingHeadError
 ORT_WEB_VERSION = "1.30.0"
 ORT_ENTRY = "ort.min.mjs"                  # onnxruntime-web with the WebGPU (JSEP) and wasm backends
 WEB_DIR = Path(__file__).with_name("web")
+REQUEST_LOG = 1000                         # paths remembered by make_server's `requests`
 _ORT_NAME = re.compile(r"^ort[\w.-]*\.(mjs|js|wasm)$")
 _TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
           ".onnx": "application/octet-stream", ".npy": "application/octet-stream", ".html": "text/html; charset=utf-8",
@@ -168,6 +170,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         path = unquote(urlsplit(self.path).path)
+        log = getattr(self.server, "requests", None)
+        if log is not None:
+            log.append(path)
         try:
             found = self._route(path)
         except TalkingHeadError as e:
@@ -242,15 +247,18 @@ def _fallback_features(manifest: dict) -> bytes:
 
 
 def make_server(bundle, host: str = "127.0.0.1", port: int = 8000, ort_dist=None, quiet: bool = True):
-    """A ThreadingHTTPServer for `bundle` (not started: call `serve_forever`, or `start_in_thread`)."""
+    """A ThreadingHTTPServer for `bundle` (not started: call `serve_forever`, or `start_in_thread`); its `requests`
+    holds the paths of the last REQUEST_LOG requests (the tests check what the page fetched)."""
     bundle = Path(bundle)
     read_manifest(bundle)
     handler = type("BundleHandler", (Handler,), {"bundle": bundle, "ort_dist": ort_dist, "quiet": quiet})
     try:
-        return ThreadingHTTPServer((host, int(port)), handler)
+        server = ThreadingHTTPServer((host, int(port)), handler)
     except OSError as e:
         raise TalkingHeadError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port "
                                "(0 = any free one).") from None
+    server.requests = collections.deque(maxlen=REQUEST_LOG)
+    return server
 
 
 def start_in_thread(server) -> str:

@@ -24,12 +24,14 @@ export class Runtime {
     if (Array.isArray(a.silence)) rt.silence.set(a.silence.flat()); else rt.silence.fill(a.silence ?? Math.log(fp.log_floor));
     rt.height = m.paste.height; rt.width = m.paste.width;
     rt.renderer = pickRenderer(manifest);
-
-    const files = { features: m.features && m.features.file, audio2motion: a.file, renderer: rt.renderer.file,
-      paste: m.paste.file };
+    // the pocket renderer's frame graph (pocket_frame.onnx: motion -> the frame's moving box as RGBA bytes, drawn
+    // over pocket_background.png) replaces renderer + paste; ?frame=0 keeps the two-model path (benchmarks)
+    rt.frame = rt.renderer.frame && query.get('frame') !== '0' ? checkFrame(rt.renderer.frame, rt) : null;
+    const files = { features: m.features && m.features.file, audio2motion: a.file,
+      ...(rt.frame ? { frame: rt.frame.file } : { renderer: rt.renderer.file, paste: m.paste.file }) };
     const bytes = {};
     for (const [key, name] of Object.entries(files)) {
-      if (name) bytes[key] = await loadFile(cfg, manifest, name, `the ${key} model`);
+      if (name) bytes[key] = await loadFile(cfg, manifest, name, key === 'frame' ? 'the frame graph' : `the ${key} model`);
     }
     if (!bytes.features) {
       if (!cfg.features_fallback) throw new PageError('The bundle has no features.onnx: export it again.');
@@ -37,8 +39,8 @@ export class Runtime {
         'its manifest. Export the bundle again to ship it inside.');
       bytes.features = await (await fetchOk(cfg.features_fallback, 'features.onnx')).arrayBuffer();
     }
-    rt.pasteMode = query.get('paste') === 'canvas' ? 'canvas' : 'onnx';
-    await rt.loadCanvasPaste(cfg);
+    rt.pasteMode = !rt.frame && query.get('paste') === 'canvas' ? 'canvas' : 'onnx';
+    if (rt.frame) await rt.loadBackground(cfg); else await rt.loadCanvasPaste(cfg);
     rt.idle = null;
     if (a.mode === 'idle_from_recording' && a.idle && a.idle.file) {
       const loop = parseNpy(await loadFile(cfg, manifest, a.idle.file, 'the idle motion'), a.idle.file);
@@ -52,11 +54,21 @@ export class Runtime {
       rt.sFeatures = await small.InferenceSession.create(bytes.features, opts(['wasm']));
       rt.sA2m = await small.InferenceSession.create(bytes.audio2motion, opts(['wasm']));
       const eps = rt.ep === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'];
-      rt.sRenderer = await ort.InferenceSession.create(bytes.renderer, opts(eps));
-      rt.sPaste = await ort.InferenceSession.create(bytes.paste, opts(eps));
+      if (rt.frame) {
+        rt.sFrame = await ort.InferenceSession.create(bytes.frame, opts(eps));
+      } else {
+        rt.sRenderer = await ort.InferenceSession.create(bytes.renderer, opts(eps));
+        rt.sPaste = await ort.InferenceSession.create(bytes.paste, opts(eps));
+      }
     } catch (e) {
       throw new PageError(`onnxruntime-web cannot load the bundle's models (${e.message}): export the bundle again.`);
     }
+    if (rt.frame && (!rt.sFrame.inputNames.includes(rt.frame.input) || !rt.sFrame.outputNames.includes(rt.frame.output))) {
+      throw new PageError(`${rt.frame.file} does not have the input "${rt.frame.input}" and output ` +
+        `"${rt.frame.output}" that manifest.json names: export the bundle again.`);
+    }
+    rt.path = rt.frame ? 'frame' : rt.pasteMode;
+    rt.times = { model: 0, paste: 0, pixels: 0, render: 0, frames: 0 };
     return rt;
   }
 
@@ -102,13 +114,52 @@ export class Runtime {
   }
 
   async render(motion) {
-    // motion (69) -> RGBA Uint8ClampedArray (H * W * 4): the renderer, then paste.onnx (rounded as live.to_uint8,
-    // the Python engine's pixels) or, with pasteMode 'canvas', the canvas (faster, within a grey level or two)
+    // motion (69) -> a picture {image: ImageData, x, y} to put on the canvas at (x, y): with the frame graph, the
+    // moving box as bytes (the rest of the canvas is the background, drawn once); else renderer then paste.onnx
+    // (rounded as live.to_uint8, the Python engine's pixels) or, with pasteMode 'canvas', the canvas (faster, within
+    // a grey level or two), the whole frame. rt.times adds up each stage (ms).
+    const T = this.times, t0 = performance.now();
+    const x = new this.ort.Tensor('float32', Float32Array.from(motion), [1, motion.length]);
+    if (this.frame) {
+      const f = this.frame, out = (await this.sFrame.run({ [f.input]: x }))[f.output];
+      const t1 = performance.now(), d = await out.getData();
+      const image = new ImageData(new Uint8ClampedArray(d.buffer, d.byteOffset, d.byteLength), f.w, f.h);
+      const t2 = performance.now();
+      T.model += t1 - t0; T.pixels += t2 - t1; T.render += t2 - t0; T.frames += 1;
+      return { image, x: f.x0, y: f.y0 };
+    }
     const r = this.sRenderer, p = this.sPaste;
-    const face = (await r.run({ [r.inputNames[0]]: new this.ort.Tensor('float32', Float32Array.from(motion), [1, motion.length]) }))[r.outputNames[0]];
-    if (this.pasteMode === 'canvas') return this.canvasPaste(toRGBA(await face.getData(), face.dims[2], face.dims[3]));
-    const frame = (await p.run({ [p.inputNames[0]]: face }))[p.outputNames[0]];
-    return toRGBA(await frame.getData(), this.height, this.width);
+    const face = (await r.run({ [r.inputNames[0]]: x }))[r.outputNames[0]];
+    const t1 = performance.now();
+    let image;
+    if (this.pasteMode === 'canvas') {
+      const rgba = toRGBA(await face.getData(), face.dims[2], face.dims[3]);
+      const t2 = performance.now();
+      image = this.canvasPaste(rgba);
+      T.pixels += t2 - t1; T.paste += performance.now() - t2;
+    } else {
+      const frame = (await p.run({ [p.inputNames[0]]: face }))[p.outputNames[0]];
+      const t2 = performance.now();
+      image = new ImageData(toRGBA(await frame.getData(), this.height, this.width), this.width, this.height);
+      T.paste += t2 - t1; T.pixels += performance.now() - t2;
+    }
+    T.model += t1 - t0; T.render += performance.now() - t0; T.frames += 1;
+    return { image, x: 0, y: 0 };
+  }
+
+  async loadBackground(cfg) {
+    // the frame at rest (pocket_background.png, the whole H x W frame): drawn once, the frame graph's box over it
+    const f = this.frame, name = f.background;
+    const buf = await loadFile(cfg, this.manifest, name, 'the rest frame');
+    try {
+      this.background = await createImageBitmap(new Blob([buf], { type: 'image/png' }));
+    } catch (e) {
+      throw new PageError(`${name} (the rest frame) is not an image this browser can read: export the bundle again.`);
+    }
+    if (this.background.width !== this.width || this.background.height !== this.height) {
+      throw new PageError(`${name} is ${this.background.width}x${this.background.height}, not the frame's ` +
+        `${this.width}x${this.height}: export the bundle again.`);
+    }
   }
 
   async loadCanvasPaste(cfg) {
@@ -148,8 +199,22 @@ export class Runtime {
     o.drawImage(P.portrait, 0, 0);
     o.globalCompositeOperation = 'source-over';
     o.drawImage(P.layer, 0, 0);
-    return o.getImageData(0, 0, this.width, this.height).data;
+    return o.getImageData(0, 0, this.width, this.height);
   }
+}
+
+function checkFrame(f, rt) {
+  // the manifest's frame entry: {file, background, box: [y0, x0, h, w], input, output}, the box inside the frame
+  const box = f.box || [];
+  const ok = typeof f.file === 'string' && typeof f.background === 'string' && box.length === 4 &&
+    box.every((v) => Number.isInteger(v)) && box[0] >= 0 && box[1] >= 0 && box[2] > 0 && box[3] > 0 &&
+    box[0] + box[2] <= rt.height && box[1] + box[3] <= rt.width;
+  if (!ok) {
+    throw new PageError(`manifest.json's pocket frame graph entry is not usable (box ${JSON.stringify(f.box)} in a ` +
+      `${rt.width}x${rt.height} frame): export the bundle again.`);
+  }
+  return { file: f.file, background: f.background, input: f.input || 'motion', output: f.output || 'rgba',
+    y0: box[0], x0: box[1], h: box[2], w: box[3] };
 }
 
 export function toRGBA(chw, h, w) {
@@ -239,17 +304,35 @@ export class Stream {
 
 // ------------------------------------------------------------------------------------------------------- the player
 export class Player {
-  // Shows frames on the AudioContext clock; records when each frame was shown (input time, seconds).
+  // Puts pictures ({image, x, y}, Runtime.render) on the canvas; with the frame graph the background is drawn once
+  // and each picture is only the moving box. drawMs / draws: the time spent drawing.
   constructor(rt, ctx, canvas) {
     this.rt = rt; this.ctx = ctx; this.canvas = canvas;
     this.g = canvas.getContext('2d');
-    this.image = new ImageData(rt.width, rt.height);
+    if (rt.background) this.g.drawImage(rt.background, 0, 0);
+    this.drawMs = 0; this.draws = 0;
   }
 
-  draw(rgba) {
-    this.image.data.set(rgba);
-    this.g.putImageData(this.image, 0, 0);
+  draw(pic) {
+    const t = performance.now();
+    this.g.putImageData(pic.image, pic.x, pic.y);
+    this.drawMs += performance.now() - t; this.draws += 1;
   }
+}
+
+export function stageTotals(rt, player) {
+  // the running totals behind stagesMs: the runtime's (ms, frames) and the player's draws
+  return { ...rt.times, draw: player.drawMs, draws: player.draws };
+}
+
+export function stagesMs(stream, before, after) {
+  // ms per frame in each stage between two stageTotals: features, a2m (per audio frame), the renderer call's parts
+  // (model, paste, pixels) and the whole call (render), per rendered frame, and draw, per drawn frame
+  const per = (k, n) => (n > 0 ? (after[k] - before[k]) / n : 0);
+  const renders = after.frames - before.frames, draws = after.draws - before.draws;
+  return { features: stream.times.features / Math.max(1, stream.a2mOut), a2m: stream.times.a2m / Math.max(1, stream.a2mOut),
+    model: per('model', renders), paste: per('paste', renders), pixels: per('pixels', renders),
+    render: per('render', renders), draw: per('draw', draws) };
 }
 
 export function stats(values) {
@@ -277,6 +360,7 @@ export class LiveRun {
   start(t0) {
     this.t0 = t0;
     this.running = true;
+    this.totals = stageTotals(this.rt, this.app.player);
     this.finished = new Promise((resolve) => { this._resolve = resolve; });
     this._renderLoop();
     this._displayLoop();
@@ -304,45 +388,48 @@ export class LiveRun {
       const k = this.next++;
       const m = this.motions.get(k); this.motions.delete(k);
       const t = performance.now(), start = this.ctx.currentTime - this.t0;
-      const rgba = await rt.render(m);
+      const pic = await rt.render(m);
       const took = (performance.now() - t) / 1000;
       this.estRender = this.rendered === 0 ? took : 0.7 * this.estRender + 0.3 * took;
       this.rendered += 1; this.renderMs.push(1000 * took);
       const readyAt = this.ctx.currentTime;
       this.latencies.push(1000 * (readyAt - this.arrival((k + 1) * rt.spf)));
-      this.ready.set(k, rgba);
+      this.ready.set(k, pic);
       this.renders.push([k, start, readyAt - this.t0]);
+      this.tick();                                   // shown now if late, else its timer is set
     }
   }
 
   arrival(sample) { return this.t0 + sample / this.rt.sr; }     // the instant a sample entered (real-time input)
 
-  _displayLoop() {
-    const tick = () => {
-      if (!this.running) return;
-      const now = this.ctx.currentTime, rt = this.rt;
-      let best = -1;
-      for (const k of this.ready.keys()) if (k > best && now >= this.due(k) - 0.002) best = k;
-      if (best > this.shownK) {
-        this.app.player.draw(this.ready.get(best));
-        for (const k of [...this.ready.keys()]) if (k <= best) this.ready.delete(k);
-        this.shown.push([best, now - this.t0]);
-        if (now > this.due(best) + 0.5 / rt.fps) this.late += 1;
-        this.shownK = best;
-      }
-      if (now - (this.statsAt ?? -1) >= 0.25) {     // the numbers 4 times a second: each DOM change costs a relayout
-        this.app.showStats(this);                  // and a repaint, which the renderer's core cannot spare
-        this.statsAt = now;
-      }
-      if (this.ended && this.lastK !== null && this.shownK >= this.lastK) return this.stop();
-      if (this.ended && this.lastK !== null && now > this.due(this.lastK) + 2) return this.stop();
-    };
-    // the animation frame draws; a 5 ms timer as well, so a frame is not held back when animation frames are
-    // throttled (a busy machine, a background tab)
-    const raf = () => { tick(); if (this.running) requestAnimationFrame(raf); };
-    const timer = () => { tick(); if (this.running) setTimeout(timer, 5); };
-    requestAnimationFrame(raf);
-    setTimeout(timer, 5);
+  _displayLoop() { this.tick(); }
+
+  tick() {
+    // show the latest ready frame whose time has come; then sleep until the next ready frame's time (a render that
+    // finishes calls this too), or 250 ms for the numbers on screen. No polling timer, no animation frames: each
+    // wake-up takes the main thread from features and audio2motion, and on 2 cores from the renderer.
+    clearTimeout(this.tickTimer);
+    if (!this.running) return;
+    const now = this.ctx.currentTime, rt = this.rt;
+    let best = -1;
+    for (const k of this.ready.keys()) if (k > best && now >= this.due(k) - 0.002) best = k;
+    if (best > this.shownK) {
+      this.app.player.draw(this.ready.get(best));
+      for (const k of [...this.ready.keys()]) if (k <= best) this.ready.delete(k);
+      this.shown.push([best, now - this.t0]);
+      if (now > this.due(best) + 0.5 / rt.fps) this.late += 1;
+      this.shownK = best;
+    }
+    if (now - (this.statsAt ?? -1) >= 0.25) {       // the numbers 4 times a second: each DOM change costs a relayout
+      this.app.showStats(this);                    // and a repaint, which the renderer's core cannot spare
+      this.statsAt = now;
+    }
+    if (this.ended && this.lastK !== null && this.shownK >= this.lastK) return this.stop();
+    if (this.ended && this.lastK !== null && now > this.due(this.lastK) + 2) return this.stop();
+    let wake = now + 0.25;
+    for (const k of this.ready.keys()) wake = Math.min(wake, this.due(k) - 0.002);
+    // the audio clock moves in 128-sample steps (8 ms at 16 kHz): at least 2 ms between checks
+    this.tickTimer = setTimeout(() => this.tick(), Math.max(2, 1000 * (wake - now)));
   }
 
   async end() {
@@ -357,6 +444,7 @@ export class LiveRun {
   stop() {
     if (!this.running) return;
     this.running = false;
+    clearTimeout(this.tickTimer);
     this.app.showStats(this);
     this._wake();
     if (this.onStop) this.onStop();
@@ -367,7 +455,8 @@ export class LiveRun {
       rendered: this.rendered, dropped: this.dropped, late: this.late, shown: this.shown, renders: this.renders,
       achieved_fps: this.shown.length > 1 ? (this.shown.length - 1) / (last - first) : 0,
       latency_mean_ms: lat.mean, latency_p95_ms: lat.p95, render_mean_ms: rm.mean, render_p95_ms: rm.p95,
-      ep: this.rt.ep, renderer: this.rt.renderer.name,
+      ep: this.rt.ep, renderer: this.rt.renderer.name, path: this.rt.path,
+      stages_ms: stagesMs(this.stream, this.totals, stageTotals(this.rt, this.app.player)),
     };
     page.runs.push(this.report);
     this._resolve(this.report);
