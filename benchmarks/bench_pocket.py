@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pocket.py            # released sizes (random weights), the pocket student at its full size
     python benchmarks/bench_pocket.py --quick    # the sample profile, with a real (tiny) distillation: seconds
+    python benchmarks/bench_pocket.py --compare  # the student's first architecture against today's (issue 14)
 
 Both renderers run in onnxruntime on the CPU with `--threads` threads (2: the target machine), batch 1:
 
@@ -16,6 +17,13 @@ Both renderers run in onnxruntime on the CPU with `--threads` threads (2: the ta
 - quality against the teacher on held-out motions: with `--quick`, the distilled student's held-out PSNR / SSIM and
   the two baselines (static reference, nearest training frame); at released sizes the weights are random, so the
   quality has to be measured with the released weights (python -m talkinghead distill, full profile, a GPU).
+
+`--compare` measures only the pocket student, its first architecture (`pocket.student.CONFIGS_V1`: GELU, x2 bilinear
+resizes between the stages) against today's (`pocket.CONFIGS`), in the same run: at released size (untrained) the
+ms per frame in onnxruntime-web (wasm, one thread, Node.js: what the browser page runs; skipped without `node` or
+the installed onnxruntime-web, `python -m talkinghead serve --install-web-runtime`) and in onnxruntime (1 and 2
+threads), all runs interleaved, and the FLOPs; on the sample profile the held-out PSNR of each distilled from the
+same teacher frames with the same seeds and steps (`--seeds`).
 
 The full networks are built as benchmarks/bench_export.py builds them (`fake_lp`, `fake_bundle`: released sizes,
 default-initialised weights, a random baked source); the paste step and the portrait come from the sample portrait
@@ -54,16 +62,17 @@ def _session(path, threads):
     return session(path, threads)
 
 
-def untrained_student():
-    """The pocket student at its released size (pocket.CONFIGS["full"]) with seeded random weights: its cost does not
-    depend on the values (also the browser benchmark's pocket renderer)."""
+def untrained_student(config=None):
+    """The pocket student at its released size (`config`, default pocket.CONFIGS["full"]) with seeded random weights:
+    its cost does not depend on the values (also the browser benchmark's pocket renderer)."""
     import torch
 
     from talkinghead import export, pocket
 
     rng = np.random.default_rng(0)
     mean, std = pocket.motion_stats(export.random_motions(64, 0))
-    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, pocket.CONFIGS["full"]).eval()
+    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std,
+                                   config or pocket.CONFIGS["full"]).eval()
     with torch.no_grad():
         for prm in student.head.parameters():
             prm.normal_(0, 0.05)
@@ -176,6 +185,127 @@ def register_pocket(bundle: Path, path: Path, name: str) -> None:
     add_files(bundle, [path.name], models=models)
 
 
+WASM_JS = r"""
+// node time.mjs <ort.node.min.mjs URL> <threads> <rounds> a.onnx b.onnx ... -> JSON {file: median ms}, interleaved
+import fs from 'fs';
+const [url, threads, rounds, ...files] = process.argv.slice(2);
+const ort = await import(url);
+ort.env.wasm.numThreads = Number(threads);
+ort.env.logLevel = 'error';
+const runs = [];
+for (const f of files) {
+  const s = await ort.InferenceSession.create(fs.readFileSync(f), {executionProviders: ['wasm'],
+                                                                    graphOptimizationLevel: 'all'});
+  const feeds = {motion: new ort.Tensor('float32', new Float32Array(69).fill(0.01), [1, 69])};
+  for (let i = 0; i < 3; i++) await s.run(feeds);
+  runs.push([s, feeds, []]);
+}
+for (let r = 0; r < Number(rounds); r++)
+  for (const [s, feeds, t] of runs) { const a = performance.now(); await s.run(feeds); t.push(performance.now() - a); }
+const out = {};
+files.forEach((f, i) => { const t = runs[i][2].sort((a, b) => a - b); out[f] = t[t.length >> 1]; });
+console.log(JSON.stringify(out));
+"""
+
+
+def wasm_ms(paths, threads: int = 1, rounds: int = 21) -> dict | None:
+    """Median ms per frame (batch 1) of each graph in onnxruntime-web's wasm backend under Node.js, the graphs run
+    round-robin; None when `node` or the installed onnxruntime-web (`talkinghead.serve.find_ort_web`) is missing."""
+    import json
+    import shutil
+    import subprocess
+
+    from talkinghead import serve
+
+    node, dist = shutil.which("node"), serve.find_ort_web()
+    if node is None or dist is None or not (dist / "ort.node.min.mjs").is_file():
+        return None
+    with tempfile.TemporaryDirectory(prefix="th-wasm-") as td:
+        js = Path(td) / "time.mjs"
+        js.write_text(WASM_JS)
+        r = subprocess.run([node, str(js), (dist / "ort.node.min.mjs").as_uri(), str(threads), str(rounds),
+                            *map(str, paths)], capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        raise RuntimeError(f"node failed: {r.stderr.strip()[-500:]}")
+    times = json.loads(r.stdout.strip().splitlines()[-1])
+    return {Path(k): v for k, v in times.items()}
+
+
+def compare_quality(seeds: int, steps: int = 200) -> dict:
+    """Held-out PSNR (dB, at the training size) of the first and today's sample-profile students, distilled from the
+    same teacher frames (the sample portrait, a synthetic dataset) with the same seeds and steps: {name: [per seed]}."""
+    from talkinghead import dataset, pocket
+    from talkinghead.liveportrait import load_liveportrait
+
+    lp = load_liveportrait(profile="sample")
+    with tempfile.TemporaryDirectory(prefix="th-bench-pocket-") as td:
+        bundle = make_bundle(Path(td), lp)
+        b, ds, _ = pocket.resolve_inputs(bundle, dataset.synthetic_dataset(n_lines=6, seed=1), None,
+                                         need_models=False, progress=False)
+        cfg = pocket.DistillConfig(steps=steps, n_train=160, n_held=40, lr=4e-3)
+        data = pocket.make_teacher_data(b, ds, None, cfg, lp=lp, progress=False)
+    out = {}
+    for name, pc in (("first", pocket.student.CONFIGS_V1["sample"]), ("today", pocket.CONFIGS["sample"])):
+        out[name] = []
+        for seed in range(seeds):
+            student, _ = pocket.train_student(data, pocket.DistillConfig(steps=steps, lr=4e-3, seed=seed), pc,
+                                              progress=False)
+            ev = pocket.evaluate(student, data)
+            out[name].append(ev["psnr_student"])
+        out["static"], out["nearest"] = ev["psnr_static"], ev["psnr_nearest"]
+    return out
+
+
+def compare(args) -> int:
+    """The first pocket architecture against today's (see the module docstring): a table."""
+    from talkinghead import live, pocket
+
+    out = Path(tempfile.mkdtemp(prefix="th-bench-pocket-"))
+    rows, paths = {}, {}
+    for name, cfg in (("first", pocket.student.CONFIGS_V1["full"]), ("today", pocket.CONFIGS["full"])):
+        student = untrained_student(cfg)
+        paths[name] = pocket.export_onnx(student, out / f"pocket-{len(paths)}.onnx")
+        rows[name] = {"config": cfg, "gflop": pocket.count_onnx(paths[name])["total"] / 1e9,
+                      "params": pocket.n_parameters(student)}
+    load = os.getloadavg()
+    wasm = wasm_ms(list(paths.values()), 1, args.frames or 21)
+    x = {"motion": np.full((1, 69), 0.01, np.float32)}
+    native = {t: live.choice.round_robin_ms({k: _session(p, t) for k, p in paths.items()}, x, args.frames or 21, 3)
+              for t in (1, 2)}
+    load = [max(a, b) for a, b in zip(load, os.getloadavg())]
+    quality = compare_quality(args.seeds) if args.seeds else None
+    print(f"released size (untrained), batch 1; load average during the timing {load[0]:.1f} "
+          f"(5 min {load[1]:.1f}) on {os.cpu_count()} CPU threads")
+    head = ("student", "wasm 1 thread ms", "onnxruntime 1 / 2 threads ms", "GFLOP", "k params",
+            "sample held-out PSNR dB (mean; per seed)")
+    table = [head]
+    for k, p in paths.items():
+        q = quality and quality[k]
+        table.append((k, f"{wasm[p]:.1f}" if wasm else "n/a (no node / onnxruntime-web)",
+                      f"{native[1][k]:.1f} / {native[2][k]:.1f}", f"{rows[k]['gflop']:.3f}",
+                      f"{rows[k]['params'] / 1e3:.0f}",
+                      f"{np.mean(q):.2f}; " + " ".join(f"{v:.2f}" for v in q) if q else "-"))
+    w = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for i, r in enumerate(table):
+        print("  ".join(c.ljust(x) for c, x in zip(r, w)).rstrip())
+        if i == 0:
+            print("  ".join("-" * x for x in w))
+    if wasm:
+        a, b = (wasm[p] for p in paths.values())
+        print(f"wasm: today's student takes {b / a:.2f}x the first one's time, same run, interleaved")
+    if quality:
+        print(f"sample profile baselines: static reference {quality['static']:.2f} dB, nearest training frame "
+              f"{quality['nearest']:.2f} dB; {len(quality['today'])} seeds, 200 steps, 160 training frames")
+    for k, r in rows.items():
+        c = r["config"]
+        print(f"{k}: channels {c.channels}, {c.activation}, upsample {c.upsample}, head {c.head_kernel}x"
+              f"{c.head_kernel}, fields {c.field_size} px, warp {c.warp_size} px")
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="sample profile with a tiny real distillation (seconds)")
@@ -183,12 +313,17 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=None, help="timed runs per latency (default 20; full renderer 2)")
     ap.add_argument("--seconds", type=float, default=None, help="audio for the end-to-end run (default 8, quick 2)")
     ap.add_argument("--no-int8", action="store_true", help="skip the int8 pocket graph")
+    ap.add_argument("--compare", action="store_true",
+                    help="only the student: its first architecture against today's (wasm, onnxruntime, quality)")
+    ap.add_argument("--seeds", type=int, default=4, help="with --compare: distillations per architecture (0: none)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TALKINGHEAD_PROFILE", "sample")
     import onnxruntime as ort
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.compare:
+        return compare(args)
     from bench_export import fake_bundle, fake_lp, peak_gflops
 
     from talkinghead import export, pocket

@@ -204,6 +204,101 @@ def test_one_line_dataset_is_one_sentence(env):
 def test_config_round_trip():
     c = dataclasses.replace(pocket.CONFIGS["full"], roi=(0, 32, 480, 448))
     assert pocket.PocketConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="activation must be one of"):
+        pocket.PocketConfig(activation="swish")
+
+
+# ------------------------------------------------------------------------------------------------------- architectures
+def _legacy_forward(s, motion):
+    """The first release's forward pass, written out (GELU, x2 bilinear before each conv, paint and blend resized
+    apart, the whole W crop resized to 512 then the detail added): what a bundle saved then must still render."""
+    F = torch.nn.functional
+    c = s.config
+    z = F.gelu(s.mlp[0]((motion - s.mean) / s.std))
+    blend = (s.coef(z) @ s.basis).reshape(-1, 3, c.basis_size, c.basis_size)
+    h = F.gelu(s.seed[0](z)).reshape(-1, c.seed_channels, c.grid, c.grid)
+    for conv in s.stages:
+        h = F.gelu(conv(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)))
+    out = s.head(h)
+    fields = torch.cat([c.max_flow * torch.tanh(out[:, 0:2]), torch.sigmoid(out[:, 5:6]) * out[:, 2:5]], 1)
+    w = c.warp_size
+    y0, x0, hh, ww = pocket.student.scaled_roi(c.roi, w)
+    f = F.interpolate(fields, size=(hh, ww), mode="bilinear", align_corners=False)
+    b = F.interpolate(blend, size=(hh, ww), mode="bilinear", align_corners=False)
+    g = s.grid_w + f[:, 0:2].permute(0, 2, 3, 1)
+    region = F.grid_sample(s.reference_w.expand(len(motion), -1, -1, -1), g, mode="bilinear", padding_mode="border",
+                           align_corners=False) + f[:, 2:5] + b
+    delta = region - s.reference_w[:, :, y0:y0 + hh, x0:x0 + ww]
+    face = s.reference_w + F.pad(delta, (x0, w - x0 - ww, y0, w - y0 - hh))
+    face = F.interpolate(face, size=(512, 512), mode="bilinear", align_corners=False) + s.detail
+    return torch.clamp(face, 0, 1)
+
+
+def _random_student(config, seed=0):
+    rng = np.random.default_rng(seed)
+    ref = rng.uniform(0, 1, (3, 512, 512)).astype(np.float32)
+    mean, std = pocket.motion_stats(rng.normal(0, 0.01, (50, 69)))
+    torch.manual_seed(seed)
+    s = pocket.PocketStudent(ref, mean, std, config)
+    with torch.no_grad():
+        for p in list(s.head.parameters()) + [s.basis, s.coef.weight]:
+            p.normal_(0, 0.05)
+    return s.eval()
+
+
+def test_a_student_saved_before_the_new_architecture_loads_and_renders_as_then():
+    old = dataclasses.replace(pocket.student.CONFIGS_V1["sample"], basis_size=32, warp_size=256,
+                              roi=(96, 64, 320, 384))
+    s = _random_student(old)
+    state = s.state()
+    for k in ("activation", "upsample", "head_kernel"):        # a bundle written before these keys existed
+        del state["config"][k]
+    loaded = pocket.PocketStudent.from_state(state)
+    c = loaded.config
+    assert (c.activation, c.upsample, c.head_kernel) == ("gelu", "bilinear", 3) and c == old
+    m = torch.from_numpy(np.random.default_rng(1).normal(0, 0.03, (3, 69)).astype(np.float32))
+    with torch.no_grad():
+        then, now = _legacy_forward(s, m), loaded(m)
+    assert float((then - now).abs().max()) < 1e-5           # the same, up to float rounding (fewer resizes now)
+    assert float((then - s.reference).abs().mean()) > 1e-3  # and it does paint something
+
+
+def test_the_new_architecture_exports_with_parity_and_fused_activations(tmp_path):
+    """Today's stages: a conv at the low resolution to 4x the channels, ReLU, pixel shuffle (DepthToSpace); no GELU
+    and no resize between the stages, and onnxruntime fuses every stage's activation into its Conv."""
+    import onnx
+    import onnxruntime as ort
+
+    cfg = dataclasses.replace(pocket.CONFIGS["sample"], roi=(64, 96, 384, 320))
+    assert (cfg.activation, cfg.upsample) == ("relu", "shuffle")
+    s = _random_student(cfg)
+    path = pocket.export_onnx(s, tmp_path / "pocket.onnx")
+    m = np.random.default_rng(2).normal(0, 0.03, (4, 69)).astype(np.float32)
+    p = pocket.parity(s, path, m)
+    assert p["ok"] and p["max_abs_err"] < 1e-4, p
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("DepthToSpace") == len(cfg.channels) and ops.count("Gelu") == 2     # the MLP's two only
+    assert ops.count("Resize") == 3          # fields to the region, blend (a different size here), region to 512
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    opt = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert "Relu" not in opt and opt.count("FusedConv") == len(cfg.channels), opt
+    c = pocket.count_onnx(path)
+    assert c["unknown"] == [] and c["by_op"]["Relu"] > 0
+
+
+def test_shuffle_stage_is_a_conv_then_depth_to_space(tmp_path):
+    """The FLOP counter knows DepthToSpace (data movement: 0) and counts the conv before it at the low resolution."""
+    net = torch.nn.Sequential(torch.nn.Linear(69, 8 * 4 * 4), torch.nn.Unflatten(1, (8, 4, 4)),
+                              torch.nn.Conv2d(8, 4 * 3, 3, padding=1), torch.nn.ReLU(), torch.nn.PixelShuffle(2)).eval()
+    f = tmp_path / "shuffle.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 69),), str(f), opset_version=20, dynamo=False, input_names=["motion"])
+    c = pocket.count_onnx(f)
+    conv = 2 * 12 * 4 * 4 * 8 * 9 + 12 * 4 * 4
+    assert c["by_op"] == {"Gemm": 2 * 69 * 128 + 128, "Conv": conv, "Relu": 12 * 16} and c["unknown"] == []
+    assert "DepthToSpace" in pocket.flops.MOVEMENT
 
 
 def test_teacher_time_is_estimated_and_a_gpu_is_asked_for_on_the_full_profile():

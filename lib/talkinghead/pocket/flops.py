@@ -11,7 +11,10 @@ shape inference can or cannot prove). One multiply-add is 2 FLOPs. Counted:
     pointwise ops       1 FLOP per float output element (Add, Mul, Tanh, Sigmoid, Erf, Clip, ...: a transcendental
                         counts 1; integer shape arithmetic is not counted)
     ReduceMean & co.    1 per input element
-    data movement       0 (Reshape, Slice, Concat, Pad, Transpose, Expand, Gather, Cast, Shape, ...)
+    data movement       0 (Reshape, Slice, Concat, Pad, Transpose, Expand, Gather, Cast, Shape, DepthToSpace
+                        (a pixel shuffle), ...: `MOVEMENT`)
+
+An op in none of these lists counts 0 and is named in `count_onnx(...)["unknown"]`, so a new op cannot hide.
 
 For the released-size renderer the intermediates are too large to expose at once: use `count_torch` (convolutions
 and matmuls only, torch's FlopCounterMode, as benchmarks/bench_export.py does) to compare the two like with like.
@@ -27,8 +30,12 @@ from .. import onnxrt
 POINTWISE = {"Add", "Sub", "Mul", "Div", "Tanh", "Sigmoid", "Erf", "Relu", "LeakyRelu", "Clip", "Pow", "Sqrt",
              "Exp", "Log", "Neg", "Abs", "Min", "Max", "Where", "Softplus", "Gelu", "HardSigmoid", "Sin", "Cos",
              "Reciprocal", "Floor", "Ceil", "Round", "BatchNormalization", "InstanceNormalization", "Softmax",
-             "DequantizeLinear", "QuantizeLinear"}
+             "DequantizeLinear", "QuantizeLinear", "Mod"}
 REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare"}
+MOVEMENT = {"Reshape", "Slice", "Concat", "Pad", "Transpose", "Expand", "Gather", "Cast", "Shape", "Unsqueeze",
+            "Squeeze", "Flatten", "Split", "Identity", "Constant", "ConstantOfShape", "Range", "Equal", "Tile",
+            "DepthToSpace", "SpaceToDepth"}
+COUNTED = {"Conv", "ConvInteger", "QLinearConv", "MatMul", "MatMulInteger", "Gemm", "GridSample", "Resize"}
 
 
 def _shapes(model, feeds: dict) -> dict:
@@ -93,7 +100,8 @@ def node_flops(node, shapes: dict) -> int:
 
 
 def count_onnx(model_or_path, input_name: str = "motion", input_shape=(1, 69)) -> dict:
-    """{"total": FLOPs per frame, "by_op": {op: FLOPs}} of a graph run once on zeros of `input_shape`."""
+    """{"total": FLOPs per frame, "by_op": {op: FLOPs}, "unknown": [op types this counter does not know (counted
+    0)]} of a graph run once on zeros of `input_shape`."""
     import onnx
 
     model = model_or_path if hasattr(model_or_path, "graph") else onnx.load(str(model_or_path))
@@ -104,7 +112,9 @@ def count_onnx(model_or_path, input_name: str = "motion", input_shape=(1, 69)) -
         if f:
             by_op[n.op_type] = by_op.get(n.op_type, 0) + f
     batch = input_shape[0] or 1
-    return {"total": sum(by_op.values()) / batch, "by_op": {k: v / batch for k, v in sorted(by_op.items())}}
+    known = POINTWISE | REDUCE | MOVEMENT | COUNTED
+    return {"total": sum(by_op.values()) / batch, "by_op": {k: v / batch for k, v in sorted(by_op.items())},
+            "unknown": sorted({n.op_type for n in model.graph.node} - known)}
 
 
 def count_torch(module, input_shape=(1, 69)) -> float:

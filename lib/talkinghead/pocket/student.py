@@ -5,15 +5,23 @@ An avatar is one portrait that never changes, so the student does not have to kn
 *this* face moves. It starts from the teacher's own render of zero motion (the `reference`, a constant inside the
 graph) and predicts, from the motion vector, how to move and repaint it:
 
-    motion --normalise--> MLP --> (C0, 8, 8) --[x2 bilinear, 3x3 conv, GELU] x stages--> (6, S, S) fields, S = 32-128
+    motion --normalise--> MLP (GELU) --> (C0, 8, 8) --[3x3 conv to 4C, ReLU, pixel shuffle x2] x stages-->
+        --1x1 head--> (6, S, S) fields, S = 32-128
         flow  (2)  = max_flow * tanh(.)       where each pixel of the region fetches its colour from (normalised units)
         paint (3)  = sigmoid(mask) * residual the colour the warp cannot explain (teeth, shading), gated by a mask
            --MLP--> K coefficients x K basis images (3, Sb, Sb): "blend shapes" of the region, a linear residual
                     initialised from the principal components of the teacher's frames (`init_basis`)
-    fields, blend --bilinear--> the region's size at the warp resolution W (`warp_size`)
+    fields, blend --bilinear--> the region's size at the warp resolution W (`warp_size`; paint + blend resized as
+                                one when Sb = S)
     region = grid_sample(reference_W, identity + flow) + paint + blend      (2-D, bilinear, border)
-    face_W = reference_W with the region replaced
-    face   = bilinear x(512/W)(face_W) + detail, clamped to [0, 1]      detail = reference - bilinear(reference_W)
+    face   = reference + bilinear x(512/W)(region - reference_W's region), clamped to [0, 1]
+             (the change is zero outside the region: only the region is resized; the same as resizing face_W, the
+             reference_W with the region replaced, and adding the detail reference - bilinear(reference_W))
+
+The stages are built for onnxruntime-web (wasm), where the page runs them: a pixel shuffle (ONNX DepthToSpace)
+after a conv at the low resolution replaces the x2 bilinear resize before a conv at the high one (the same FLOPs, no
+resize), and ReLU is fused into the Conv where GELU (erf) was an op of its own. Configurations saved before these
+options (`PocketConfig.from_dict`: GELU, bilinear, 3x3 head) load and render as they did.
 
 Warping at W < 512 and adding back the reference's own fine detail (a constant) is the speed knob: onnxruntime's
 GridSample is the costliest op of the graph (~10 ns per sampled value on this CPU), so warping 256x256 instead of
@@ -42,11 +50,21 @@ CROP = layout.CROP_SIZE
 N_FIELDS = 6            # flow x, flow y, residual r, g, b, mask logit
 
 
+ACTIVATIONS = ("gelu", "relu", "leaky_relu")     # relu / leaky_relu: onnxruntime fuses them into the Conv
+UPSAMPLES = ("bilinear", "shuffle")
+LEAKY_SLOPE = 0.1
+LEGACY = {"activation": "gelu", "upsample": "bilinear", "head_kernel": 3}   # a saved config without these keys
+
+
 @dataclass
 class PocketConfig:
     """Sizes of the student. `channels`: output channels of each x2 upsampling stage, from the `grid` x `grid` seed,
     so the fields are `grid * 2 ** len(channels)` pixels square. `roi`: (y0, x0, height, width) of the painted region
-    in the 512 crop (None: the whole crop)."""
+    in the 512 crop (None: the whole crop). `activation` of the conv stages: "gelu", "relu" or "leaky_relu" (slope
+    `LEAKY_SLOPE`; the MLP keeps GELU: a few thousand values, and ReLU there cost the sample student 0.2 dB).
+    `upsample`: how a stage doubles the resolution: "bilinear" (x2 bilinear, then the 3x3 conv at the new size) or
+    "shuffle" (the 3x3 conv at the old size to 4x the channels, then a pixel shuffle: ONNX DepthToSpace; the same
+    FLOPs, no resize, and a superset of what bilinear + conv can express). `head_kernel`: the last conv's size."""
     hidden: int = 256
     grid: int = 8
     seed_channels: int = 32
@@ -56,6 +74,15 @@ class PocketConfig:
     basis: int = 16
     basis_size: int = 128
     roi: tuple | None = None
+    activation: str = "relu"
+    upsample: str = "shuffle"
+    head_kernel: int = 1
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS or self.upsample not in UPSAMPLES or self.head_kernel not in (1, 3, 5):
+            raise ValueError(f"PocketConfig: activation must be one of {ACTIVATIONS} (got {self.activation!r}), "
+                             f"upsample one of {UPSAMPLES} (got {self.upsample!r}) and head_kernel 1, 3 or 5 (got "
+                             f"{self.head_kernel!r}).")
 
     @property
     def field_size(self) -> int:
@@ -69,16 +96,31 @@ class PocketConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PocketConfig":
-        d = dict(d)
+        """The config of `to_dict`; one saved before `activation` / `upsample` existed gets their `LEGACY` values."""
+        d = dict(LEGACY, **d)
         d["channels"] = tuple(d.get("channels", cls.channels))
         d["roi"] = None if d.get("roi") is None else tuple(int(v) for v in d["roi"])
         return cls(**d)
 
 
+def activation(name: str) -> nn.Module:
+    """The module of a `PocketConfig.activation` name."""
+    return {"gelu": nn.GELU(), "relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(LEAKY_SLOPE)}[name]
+
+
 # The sizes per profile. The released teacher paints 512x512 faces: fields of 128 px, wider channels. The sample one
 # paints 128x128 noise whose change with motion is smooth at a coarser scale: fields of 32 px train in seconds on a CPU.
+# ReLU and pixel-shuffle stages, a 1x1 head (issue 14): in onnxruntime-web (wasm) the first architecture's erf GELUs,
+# x2 resizes and 3x3 head at 128 px cost as much as its convolutions; the sample student distils as well as before.
+# The last full stage has 8 channels at 128 px: 32 values per 64-px cell from the 24 of its input, as many as before
+# the shuffle had to interpolate. `benchmarks/bench_pocket.py --compare` measures both.
 CONFIGS = {"sample": PocketConfig(hidden=128, seed_channels=16, channels=(16, 8), warp_size=128),
-           "full": PocketConfig(hidden=384, seed_channels=48, channels=(48, 32, 24, 16), warp_size=256)}
+           "full": PocketConfig(hidden=384, seed_channels=48, channels=(48, 32, 24, 8), warp_size=256)}
+
+# The sizes of the first release (issue 12), with the architecture of then (`LEGACY`): what `benchmarks/bench_pocket.py
+# --compare` measures today's against.
+CONFIGS_V1 = {"sample": PocketConfig(hidden=128, seed_channels=16, channels=(16, 8), warp_size=128, **LEGACY),
+              "full": PocketConfig(hidden=384, seed_channels=48, channels=(48, 32, 24, 16), warp_size=256, **LEGACY)}
 
 # Normalisation floors per motion group (a dimension that never moves in the training motions must not blow up).
 STD_FLOOR = {"exp": 1e-3, "pose": 0.5, "t": 1e-3, "log_scale": 1e-3}
@@ -110,6 +152,19 @@ def scaled_roi(roi: tuple | None, size: int) -> tuple:
     return int(round(y0 * s)), int(round(x0 * s)), max(1, int(round(h * s))), max(1, int(round(w * s)))
 
 
+def upsampled_change(delta: torch.Tensor, roi: tuple, w: int, size: int) -> torch.Tensor:
+    """The region's change `delta` (B, 3, h, w') at `roi` of a `w` crop -> the whole change (B, 3, size, size),
+    bilinearly upsampled (`size` a multiple of `w`). The change is zero outside the region, so resizing only the region
+    with one zero pixel around it (inside the crop) equals resizing the whole crop, up to float rounding: the final
+    resize costs the region's area, not the crop's (paint = reference + this, as resize(face_W) + detail was)."""
+    y0, x0, h, wd = roi
+    s = size // w
+    p = (int(x0 > 0), int(x0 + wd < w), int(y0 > 0), int(y0 + h < w))      # left, right, top, bottom
+    d = F.pad(delta, p)
+    d = F.interpolate(d, size=(d.shape[-2] * s, d.shape[-1] * s), mode="bilinear", align_corners=False)
+    return F.pad(d, ((x0 - p[0]) * s, size - (x0 + wd + p[1]) * s, (y0 - p[2]) * s, size - (y0 + h + p[3]) * s))
+
+
 class PocketStudent(nn.Module):
     """forward(motion (B, 69) float32) -> face (B, 3, 512, 512) in [0, 1]; `paint(motion, reference, size)` renders at
     another crop size (training at the teacher frames' resolution). See the module docstring."""
@@ -129,26 +184,34 @@ class PocketStudent(nn.Module):
         self.register_buffer("grid_w", base_grid(scaled_roi(c.roi, w), w), persistent=False)
         self.mlp = nn.Sequential(nn.Linear(layout.MOTION_DIM, c.hidden), nn.GELU())
         self.seed = nn.Sequential(nn.Linear(c.hidden, c.seed_channels * c.grid * c.grid), nn.GELU())
+        self.act = activation(c.activation)
         self.coef = nn.Linear(c.hidden, max(1, c.basis))
         self.basis = nn.Parameter(torch.zeros(max(1, c.basis), 3 * c.basis_size * c.basis_size))
         chans = (c.seed_channels,) + tuple(c.channels)
-        self.stages = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:]))
-        self.head = nn.Conv2d(chans[-1], N_FIELDS, 3, padding=1)
+        k = 4 if c.upsample == "shuffle" else 1            # a shuffle stage convolves to 4 sub-pixels per channel
+        self.stages = nn.ModuleList(nn.Conv2d(a, k * b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:]))
+        self.head = nn.Conv2d(chans[-1], N_FIELDS, c.head_kernel, padding=c.head_kernel // 2)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def fields(self, motion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Motion (B, 69) -> ((B, 5, S, S): flow (2, normalised units) and paint (3) at the field resolution,
-        (B, 3, Sb, Sb): the blend of the basis images)."""
+    def _fields(self, motion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Motion (B, 69) -> (flow (B, 2, S, S), paint (B, 3, S, S), blend (B, 3, Sb, Sb)); see `fields`."""
         c = self.config
         z = self.mlp((motion - self.mean) / self.std)
         blend = (self.coef(z) @ self.basis).reshape(-1, 3, c.basis_size, c.basis_size)
         h = self.seed(z).reshape(-1, c.seed_channels, c.grid, c.grid)
         for conv in self.stages:
-            h = F.gelu(conv(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)))
+            if c.upsample == "shuffle":
+                h = F.pixel_shuffle(self.act(conv(h)), 2)      # the activation before the shuffle: fused into Conv
+            else:
+                h = self.act(conv(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)))
         out = self.head(h)
-        flow = c.max_flow * torch.tanh(out[:, 0:2])
-        paint = torch.sigmoid(out[:, 5:6]) * out[:, 2:5]
+        return c.max_flow * torch.tanh(out[:, 0:2]), torch.sigmoid(out[:, 5:6]) * out[:, 2:5], blend
+
+    def fields(self, motion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Motion (B, 69) -> ((B, 5, S, S): flow (2, normalised units) and paint (3) at the field resolution,
+        (B, 3, Sb, Sb): the blend of the basis images)."""
+        flow, paint, blend = self._fields(motion)
         return torch.cat([flow, paint], 1), blend
 
     def region(self, motion: torch.Tensor, ref_w: torch.Tensor, roi: tuple, grid: torch.Tensor) -> torch.Tensor:
@@ -156,12 +219,15 @@ class PocketStudent(nn.Module):
         (`grid` = the region's identity grid (1, h, w, 2), `base_grid`), plus paint and blend; `roi` = (y0, x0, h, w)
         in the W crop (`scaled_roi`). Used by `paint` and by the frame graph (`pocket.frame`)."""
         h, wd = roi[2], roi[3]
-        fields, blend = self.fields(motion)
-        f = F.interpolate(fields, size=(h, wd), mode="bilinear", align_corners=False)
-        blend = F.interpolate(blend, size=(h, wd), mode="bilinear", align_corners=False)
+        flow, paint, blend = self._fields(motion)
+        if blend.shape[-2:] == paint.shape[-2:]:    # one resize for paint and blend: the same, up to float rounding
+            paint, blend = paint + blend, None
+        f = F.interpolate(torch.cat([flow, paint], 1), size=(h, wd), mode="bilinear", align_corners=False)
         grid = grid + f[:, 0:2].permute(0, 2, 3, 1)
-        return F.grid_sample(ref_w.expand(f.shape[0], -1, -1, -1), grid, mode="bilinear", padding_mode="border",
-                             align_corners=False) + f[:, 2:5] + blend
+        out = F.grid_sample(ref_w.expand(f.shape[0], -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                            align_corners=False) + f[:, 2:5]
+        return out if blend is None else out + F.interpolate(blend, size=(h, wd), mode="bilinear",
+                                                             align_corners=False)
 
     def paint(self, motion: torch.Tensor, reference: torch.Tensor, size: int) -> torch.Tensor:
         """Render at a `size` x `size` crop from `reference` (1, 3, size, size) -> (B, 3, size, size) in [0, 1]."""
@@ -171,6 +237,9 @@ class PocketStudent(nn.Module):
             F.interpolate(reference, size=(w, w), mode="area")
         y0, x0, h, wd = roi = scaled_roi(self.config.roi, w)
         face = self.region(motion, ref_w, roi, self.grid_w if final else base_grid(roi, w).to(motion.device))
+        if (h, wd) != (w, w) and w < size and size % w == 0:
+            return torch.clamp(reference + upsampled_change(face - ref_w[:, :, y0:y0 + h, x0:x0 + wd], roi, w, size),
+                               0.0, 1.0)
         if (h, wd) != (w, w):
             delta = face - ref_w[:, :, y0:y0 + h, x0:x0 + wd]
             face = ref_w + F.pad(delta, (x0, w - x0 - wd, y0, w - y0 - h))
@@ -217,4 +286,5 @@ def n_parameters(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
-__all__ = ["PocketConfig", "PocketStudent", "CONFIGS", "motion_stats", "base_grid", "scaled_roi", "n_parameters"]
+__all__ = ["PocketConfig", "PocketStudent", "CONFIGS", "CONFIGS_V1", "LEGACY", "ACTIVATIONS", "UPSAMPLES", "activation",
+           "motion_stats", "base_grid", "scaled_roi", "n_parameters"]
