@@ -128,7 +128,8 @@ def run_page(browser, url: str, wav: Path, query: str) -> dict:
     err = page.evaluate("talkinghead.error")
     if err:
         raise SystemExit(f"the page says: {err}")
-    out = {"ep": page.evaluate("talkinghead.ep"), "threads": page.evaluate("talkinghead.threads")}
+    out = {"ep": page.evaluate("talkinghead.ep"), "threads": page.evaluate("talkinghead.threads"),
+           "warmup": page.evaluate("talkinghead.warmup")}
     for mode in ("live", "offline"):
         n = page.evaluate("talkinghead.runs.length")
         page.select_option("#mode", mode)
@@ -165,6 +166,8 @@ def print_table(rows: list) -> None:
         print(f"{name:<9} {path:<7} {r['ep'] + ' x' + str(r['threads']):<10} {live['achieved_fps']:>9.1f} "
               f"{live['dropped']:>4}/{live['frames']:<3} {live['delay_ms']:>9.0f} {live['latency_mean_ms']:>11.0f} "
               f"{live['latency_p95_ms']:>7.0f} {off['render_fps']:>10.2f} {ref:>10.2f} {off['render_fps'] / ref:>11.2f}")
+    print("\nwarm-up at load (renders of the rest frame until V8 has optimised the wasm, App.warmUp): " + ", ".join(
+        f"{name} {path} {r['warmup']['renders']} renders, {r['warmup']['s']:.1f} s" for name, path, r, _ in rows))
     print(f"\nms per frame in the page, live | offline ({', '.join(STAGES)}; render = one whole render call)")
     print(f"{'renderer':<9} {'path':<7} " + " ".join(f"{k:>13}" for k in STAGES + ("render",)))
     for name, path, r, _ in rows:

@@ -12,7 +12,7 @@
 
 
 import { LiveRun, Player, Runtime, Stream, stageTotals, stagesMs, stats } from './engine.js';
-import { $, OFFLINE_MAX_S, WARM_MAX_S, WARM_MIN_S, PageError, clearError, fetchOk, page, query, setStatus, sha256Plain, showError, showWarning }
+import { $, OFFLINE_MAX_S, WARM_MAX_S, WARM_RENDERS, PageError, clearError, fetchOk, page, query, setStatus, sha256Plain, showError, showWarning }
   from './util.js';
 
 // ------------------------------------------------------------------------------------------------------- the app
@@ -77,34 +77,29 @@ class App {
   async warmUp(rest) {
     // Chromium first runs onnxruntime-web's wasm on baseline code and recompiles the functions that run hot with its
     // optimising compiler, in background threads, over the next seconds (V8's dynamic tiering): until that is done
-    // a render takes longer, and the compiler's threads take the CPU the render needs (2 cores). This was the first
-    // run's slowness (its renders took ~2x those of the same run repeated). So warm up as a run does: every
-    // iteration pushes a frame of noise through features and audio2motion and renders the rest frame, until the
-    // render time has dropped and settled: at least WARM_MIN_S, at most WARM_MAX_S (?warmup=S). Returns the settled
-    // render time (s).
-    const rt = this.rt, times = [], ends = [], start = performance.now();
-    const maxS = query.has('warmup') ? Number(query.get('warmup')) : WARM_MAX_S, minS = Math.min(WARM_MIN_S, maxS);
+    // a render takes longer, and the compiler's threads take the CPU the render needs (2 cores). That was the first
+    // run's slowness (its renders took ~2x those of the same run repeated; live mode always came first). So warm up
+    // as a run does: each step pushes a frame of noise through features and audio2motion and renders the rest frame,
+    // WARM_RENDERS times (what is optimised depends on how often it has run: fewer left frames dropped on this
+    // machine, and stopping once the render time looked settled stopped too early), within WARM_MAX_S seconds
+    // (?warmup=S). Returns the render time then (s).
+    const rt = this.rt, times = [], start = performance.now();
+    const warmS = query.has('warmup') ? Number(query.get('warmup')) : WARM_MAX_S;
     const stream = new Stream(rt, () => {}), noise = new Float32Array(rt.spf);
     let seed = 1;
-    for (;;) {
+    while (times.length < 2 || (times.length < WARM_RENDERS && performance.now() - start < 1000 * warmS)) {
       for (let i = 0; i < noise.length; i++) { seed = (seed * 16807) % 2147483647; noise[i] = 0.1 * (seed / 2147483647 - 0.5); }
       const fed = stream.push(noise);
       const t = performance.now();
       this.restImage = await rt.render(rest);
-      const now = performance.now();
+      times.push(performance.now() - t);
       await fed;
-      times.push(now - t); ends.push(now);
-      // settled: the time has dropped (the optimised code is in) and every render of the last second is near the best
-      const s = (now - start) / 1000, best = Math.min(...times);
-      const recent = times.filter((x, i) => ends[i] > now - 1000);
-      const settled = times.length >= 4 && best < 0.75 * times[1] && recent.length >= 3 &&
-        recent.every((x) => x < 1.25 * best);
-      if (times.length >= 3 && (s >= maxS || (s >= minS && settled))) break;
     }
     await stream.flush();
-    page.warmup = { renders: times.length, ms: times.map((x) => Math.round(x)) };
+    page.warmup = { renders: times.length, s: (performance.now() - start) / 1000, ms: times.map((x) => Math.round(x)) };
     rt.times = { model: 0, paste: 0, pixels: 0, render: 0, frames: 0 };
-    return [...times.slice(-3)].sort((a, b) => a - b)[1] / 1000;
+    const last = times.slice(-5).sort((x, y) => x - y);
+    return last[Math.floor(last.length / 2)] / 1000;
   }
 
   delayFor(renderS) {

@@ -4,7 +4,7 @@ export const $ = (id) => document.getElementById(id);
 export const query = new URLSearchParams(location.search);
 export const FORMAT = 'talkinghead-avatar';
 export const OFFLINE_MAX_S = 60;
-export const WARM_MIN_S = 2.5, WARM_MAX_S = 6;   // the warm-up at load (App.warmUp)
+export const WARM_RENDERS = 100, WARM_MAX_S = 8;    // the warm-up at load (App.warmUp)
 
 export class PageError extends Error {}
 
