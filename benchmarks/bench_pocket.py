@@ -256,6 +256,28 @@ def compare_quality(seeds: int, steps: int = 200) -> dict:
     return out
 
 
+def export_region(student, path: Path) -> Path:
+    """The student as motion -> `PocketStudent.region` (B, 3, h, w) at the warp resolution, exported: the part the
+    page's frame graph (pocket_frame.onnx) runs before its own paste, without pocket.onnx's final resize to 512."""
+    import torch
+
+    from talkinghead import export
+    from talkinghead.pocket.student import scaled_roi
+
+    class Region(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.s = student
+
+        def forward(self, motion):
+            s = self.s
+            return s.region(motion, s.reference_w, scaled_roi(s.config.roi, min(512, s.config.warp_size)), s.grid_w)
+
+    export.export_graph(Region().eval(), (torch.zeros(1, 69),), path, ["motion"], ["region"],
+                        {"motion": {0: "batch"}, "region": {0: "batch"}})
+    return path
+
+
 def compare(args) -> int:
     """The first pocket architecture against today's (see the module docstring): a table."""
     from talkinghead import live, pocket
@@ -266,9 +288,10 @@ def compare(args) -> int:
         student = untrained_student(cfg)
         paths[name] = pocket.export_onnx(student, out / f"pocket-{len(paths)}.onnx")
         rows[name] = {"config": cfg, "gflop": pocket.count_onnx(paths[name])["total"] / 1e9,
-                      "params": pocket.n_parameters(student)}
+                      "params": pocket.n_parameters(student),
+                      "region": export_region(student, out / f"region-{len(paths)}.onnx")}
     load = os.getloadavg()
-    wasm = wasm_ms(list(paths.values()), 1, args.frames or 21)
+    wasm = wasm_ms(list(paths.values()) + [r["region"] for r in rows.values()], 1, args.frames or 21)
     x = {"motion": np.full((1, 69), 0.01, np.float32)}
     native = {t: live.choice.round_robin_ms({k: _session(p, t) for k, p in paths.items()}, x, args.frames or 21, 3)
               for t in (1, 2)}
@@ -276,12 +299,12 @@ def compare(args) -> int:
     quality = compare_quality(args.seeds) if args.seeds else None
     print(f"released size (untrained), batch 1; load average during the timing {load[0]:.1f} "
           f"(5 min {load[1]:.1f}) on {os.cpu_count()} CPU threads")
-    head = ("student", "wasm 1 thread ms", "onnxruntime 1 / 2 threads ms", "GFLOP", "k params",
+    head = ("student", "wasm 1 thread ms (region only)", "onnxruntime 1 / 2 threads ms", "GFLOP", "k params",
             "sample held-out PSNR dB (mean; per seed)")
     table = [head]
     for k, p in paths.items():
         q = quality and quality[k]
-        table.append((k, f"{wasm[p]:.1f}" if wasm else "n/a (no node / onnxruntime-web)",
+        table.append((k, f"{wasm[p]:.1f} ({wasm[rows[k]['region']]:.1f})" if wasm else "n/a (no node/onnxruntime-web)",
                       f"{native[1][k]:.1f} / {native[2][k]:.1f}", f"{rows[k]['gflop']:.3f}",
                       f"{rows[k]['params'] / 1e3:.0f}",
                       f"{np.mean(q):.2f}; " + " ".join(f"{v:.2f}" for v in q) if q else "-"))
@@ -292,7 +315,9 @@ def compare(args) -> int:
             print("  ".join("-" * x for x in w))
     if wasm:
         a, b = (wasm[p] for p in paths.values())
-        print(f"wasm: today's student takes {b / a:.2f}x the first one's time, same run, interleaved")
+        ra, rb = (wasm[r["region"]] for r in rows.values())
+        print(f"wasm: today's student takes {b / a:.2f}x the first one's time ({rb / ra:.2f}x for the region alone, "
+              "what the page's frame graph runs before its paste), same run, interleaved")
     if quality:
         print(f"sample profile baselines: static reference {quality['static']:.2f} dB, nearest training frame "
               f"{quality['nearest']:.2f} dB; {len(quality['today'])} seeds, 200 steps, 160 training frames")
