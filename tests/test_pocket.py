@@ -263,30 +263,36 @@ def test_a_student_saved_before_the_new_architecture_loads_and_renders_as_then()
     assert float((then - s.reference).abs().mean()) > 1e-3  # and it does paint something
 
 
-def test_the_new_architecture_exports_with_parity_and_fused_activations(tmp_path):
-    """Today's stages: a conv at the low resolution to 4x the channels, ReLU, pixel shuffle (DepthToSpace); no GELU
-    and no resize between the stages, and onnxruntime fuses every stage's activation into its Conv."""
+@pytest.mark.parametrize("act, up", [("relu", "shuffle"), ("leaky_relu", "bilinear")])
+def test_the_new_architectures_export_with_parity_and_fused_activations(tmp_path, act, up):
+    """Today's stages (`CONFIGS`): a conv at the low resolution to 4x the channels, ReLU, pixel shuffle
+    (DepthToSpace): no GELU and no resize between the stages; with either option onnxruntime fuses every stage's
+    activation into its Conv."""
     import onnx
     import onnxruntime as ort
 
-    cfg = dataclasses.replace(pocket.CONFIGS["sample"], roi=(64, 96, 384, 320))
-    assert (cfg.activation, cfg.upsample) == ("relu", "shuffle")
+    today = pocket.CONFIGS["sample"]
+    assert (today.activation, today.upsample, today.head_kernel) == ("relu", "shuffle", 1)
+    cfg = dataclasses.replace(today, roi=(64, 96, 384, 320), activation=act, upsample=up)
     s = _random_student(cfg)
     path = pocket.export_onnx(s, tmp_path / "pocket.onnx")
     m = np.random.default_rng(2).normal(0, 0.03, (4, 69)).astype(np.float32)
     p = pocket.parity(s, path, m)
     assert p["ok"] and p["max_abs_err"] < 1e-4, p
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert ops.count("DepthToSpace") == len(cfg.channels) and ops.count("Gelu") == 2     # the MLP's two only
-    assert ops.count("Resize") == 3          # fields to the region, blend (a different size here), region to 512
+    stages = len(cfg.channels)
+    assert ops.count("Gelu") == 2                               # the MLP's two only
+    assert ops.count("DepthToSpace") == (stages if up == "shuffle" else 0)
+    # fields to the region, blend (a different size here), the region's change to 512 (+ one per bilinear stage)
+    assert ops.count("Resize") == 3 + (stages if up == "bilinear" else 0)
     so = ort.SessionOptions()
     so.optimized_model_filepath = str(tmp_path / "opt.onnx")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     opt = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
-    assert "Relu" not in opt and opt.count("FusedConv") == len(cfg.channels), opt
+    assert "Relu" not in opt and "LeakyRelu" not in opt and opt.count("FusedConv") == stages, opt
     c = pocket.count_onnx(path)
-    assert c["unknown"] == [] and c["by_op"]["Relu"] > 0
+    assert c["unknown"] == [] and c["by_op"]["Relu" if act == "relu" else "LeakyRelu"] > 0
 
 
 def test_shuffle_stage_is_a_conv_then_depth_to_space(tmp_path):
