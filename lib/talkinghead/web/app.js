@@ -4,15 +4,19 @@
 //   audio (16 kHz) --features.onnx--> (C, 4, 80) per completed 640-sample video frame
 //         --audio2motion.onnx, one frame per step, conv/gru state--> motion of frame k (L frames of lookahead)
 //         [+ idle loop] --renderer.onnx--> face --paste.onnx--> frame --> canvas, on the AudioContext clock
+//         or, with the pocket renderer's frame graph: --pocket_frame.onnx--> RGBA bytes of the box that moves -->
+//         put at (x0, y0) on the canvas, where pocket_background.png was drawn once (the whole frame at rest)
 //
 // The clock (as talkinghead.live): frame k covers audio time k/fps .. (k+1)/fps; it is shown at input time
 // k/fps + delay, and the sound is played `delay` late, so picture and sound stay in sync. delay = (L + 1)/fps + margin,
-// margin = 2 frames + two renders (all models share one wasm worker). In "live" mode a frame that would be ready after its time is dropped
-// (the last one stays on screen); in "offline" mode every frame is rendered first, then played with the sound.
+// margin = 2 frames + two renders (a render may be running when a frame's motion arrives). In "live" mode a frame
+// that would be ready after its time is dropped (the last one stays on screen); in "offline" mode every frame is
+// rendered first, then played with the sound.
 
 
 import { LiveRun, Player, Runtime, Stream, stageTotals, stagesMs, stats } from './engine.js';
-import { $, OFFLINE_MAX_S, WARM_MAX_S, WARM_RENDERS, PageError, clearError, fetchOk, page, query, setStatus, sha256Plain, showError, showWarning }
+import { $, OFFLINE_MAX_S, WARM_MAX_S, WARM_RENDERS, PageError, clearError, fetchOk, page, query, setStatus,
+  sha256Plain, showError, showWarning }
   from './util.js';
 
 // ------------------------------------------------------------------------------------------------------- the app
@@ -55,7 +59,8 @@ class App {
     this.player.draw(this.restImage);
     const mf = rt.manifest;
     $('bundle-info').textContent = `${mf.source?.name ?? 'avatar'} · ${mf.profile} profile · renderer ` +
-      `${rt.renderer.name}${rt.frame ? ' (frame graph)' : ''} · ${rt.ep}${rt.ep === 'wasm' ? ` (${ort.env.wasm.numThreads} threads)` : ''}`;
+      `${rt.renderer.name}${rt.frame ? ' (frame graph)' : ''} · ${rt.ep}` +
+      `${rt.ep === 'wasm' ? ` (${ort.env.wasm.numThreads} threads)` : ''}`;
     $('runtime-info').textContent = `onnxruntime-web ${cfg.ort_version}, talkinghead ${cfg.talkinghead}, ` +
       `lookahead ${1000 * rt.L / rt.fps} ms, one frame renders in ${(1000 * this.renderS).toFixed(0)} ms.`;
     if (mf.profile === 'sample') {
@@ -88,7 +93,10 @@ class App {
     const stream = new Stream(rt, () => {}), noise = new Float32Array(rt.spf);
     let seed = 1;
     while (times.length < 2 || (times.length < WARM_RENDERS && performance.now() - start < 1000 * warmS)) {
-      for (let i = 0; i < noise.length; i++) { seed = (seed * 16807) % 2147483647; noise[i] = 0.1 * (seed / 2147483647 - 0.5); }
+      for (let i = 0; i < noise.length; i++) {
+        seed = (seed * 16807) % 2147483647;
+        noise[i] = 0.1 * (seed / 2147483647 - 0.5);
+      }
       const fed = stream.push(noise);
       const t = performance.now();
       this.restImage = await rt.render(rest);

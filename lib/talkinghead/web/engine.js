@@ -31,7 +31,8 @@ export class Runtime {
       ...(rt.frame ? { frame: rt.frame.file } : { renderer: rt.renderer.file, paste: m.paste.file }) };
     const bytes = {};
     for (const [key, name] of Object.entries(files)) {
-      if (name) bytes[key] = await loadFile(cfg, manifest, name, key === 'frame' ? 'the frame graph' : `the ${key} model`);
+      const what = key === 'frame' ? 'the frame graph' : `the ${key} model`;
+      if (name) bytes[key] = await loadFile(cfg, manifest, name, what);
     }
     if (!bytes.features) {
       if (!cfg.features_fallback) throw new PageError('The bundle has no features.onnx: export it again.');
@@ -63,9 +64,10 @@ export class Runtime {
     } catch (e) {
       throw new PageError(`onnxruntime-web cannot load the bundle's models (${e.message}): export the bundle again.`);
     }
-    if (rt.frame && (!rt.sFrame.inputNames.includes(rt.frame.input) || !rt.sFrame.outputNames.includes(rt.frame.output))) {
-      throw new PageError(`${rt.frame.file} does not have the input "${rt.frame.input}" and output ` +
-        `"${rt.frame.output}" that manifest.json names: export the bundle again.`);
+    const f = rt.frame;
+    if (f && (!rt.sFrame.inputNames.includes(f.input) || !rt.sFrame.outputNames.includes(f.output))) {
+      throw new PageError(`${f.file} does not have the input "${f.input}" and output "${f.output}" that ` +
+        'manifest.json names: export the bundle again.');
     }
     rt.path = rt.frame ? 'frame' : rt.pasteMode;
     rt.times = { model: 0, paste: 0, pixels: 0, render: 0, frames: 0 };
@@ -330,7 +332,8 @@ export function stagesMs(stream, before, after) {
   // (model, paste, pixels) and the whole call (render), per rendered frame, and draw, per drawn frame
   const per = (k, n) => (n > 0 ? (after[k] - before[k]) / n : 0);
   const renders = after.frames - before.frames, draws = after.draws - before.draws;
-  return { features: stream.times.features / Math.max(1, stream.a2mOut), a2m: stream.times.a2m / Math.max(1, stream.a2mOut),
+  const frames = Math.max(1, stream.a2mOut);
+  return { features: stream.times.features / frames, a2m: stream.times.a2m / frames,
     model: per('model', renders), paste: per('paste', renders), pixels: per('pixels', renders),
     render: per('render', renders), draw: per('draw', draws) };
 }
