@@ -342,16 +342,24 @@ def test_the_frame_graph_page_matches_the_python_engine_and_skips_the_two_models
     assert (got[:, outside, :3] == ref[:, outside]).all()        # the background, drawn once, is all the rest
 
 
-def test_a_frame_graph_whose_hash_does_not_match(browser, frame_bundle, tmp_path):
+@pytest.mark.parametrize("fault", ["hash", "box"])
+def test_a_frame_graph_that_does_not_fit_says_so(browser, frame_bundle, tmp_path, fault):
     path = _copy(frame_bundle, tmp_path)
-    data = bytearray((path / "pocket_frame.onnx").read_bytes())
-    data[-1] ^= 0xFF
-    (path / "pocket_frame.onnx").write_bytes(bytes(data))
+    if fault == "hash":
+        data = bytearray((path / "pocket_frame.onnx").read_bytes())
+        data[-1] ^= 0xFF
+        (path / "pocket_frame.onnx").write_bytes(bytes(data))
+        expected = "pocket_frame.onnx (the frame graph) does not match its sha256"
+    else:                                                   # a box that leaves the frame
+        m = json.loads((path / "manifest.json").read_text())
+        m["models"]["renderer"]["variants"]["pocket"]["frame"]["box"][0] = 10_000
+        (path / "manifest.json").write_text(json.dumps(m))
+        expected = "pocket frame graph entry is not usable"
     srv, url = _server(path)
     try:
         ctx, page = _open(browser, url)
         msg = page.inner_text("#error")
-        assert "pocket_frame.onnx (the frame graph) does not match its sha256" in msg and "export" in msg, msg
+        assert expected in msg and "export the bundle again" in msg, msg
         assert not page.evaluate("talkinghead.ready")
         ctx.close()
     finally:
