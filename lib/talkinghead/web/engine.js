@@ -47,7 +47,7 @@ export class Runtime {
       const loop = parseNpy(await loadFile(cfg, manifest, a.idle.file, 'the idle motion'), a.idle.file);
       rt.idle = { loop: loop.data, frames: loop.shape[0], dims: a.idle.dims, first: cfg.idle_first || 0 };
     }
-    rt.ep = await Runtime.pickEP();
+    rt.ep = await Runtime.pickEP(!!rt.frame);
     if (rt.ep === 'wasm' && query.get('proxy') !== '0') ort.env.wasm.proxy = true;
     setStatus(`Starting onnxruntime-web (${rt.ep})…`);
     const opts = (eps) => ({ executionProviders: eps, graphOptimizationLevel: 'all' });
@@ -71,17 +71,40 @@ export class Runtime {
     }
     rt.path = rt.frame ? 'frame' : rt.pasteMode;
     rt.times = { model: 0, paste: 0, pixels: 0, render: 0, frames: 0 };
+    await rt.checkGPU(bytes, opts);
+    rt.times = { model: 0, paste: 0, pixels: 0, render: 0, frames: 0 };
     return rt;
   }
 
-  static async pickEP() {
+  static async pickEP(gpuOK) {
+    // WebGPU for the pocket frame graph when the browser offers an adapter; the full renderer stays on wasm: in
+    // onnxruntime-web 1.30 its WebGPU backend cannot run the warping's 3-D pooling in NHWC, and in NCHW its frames
+    // differ from onnxruntime's by up to 111 grey levels (tests/test_browser.py, on SwiftShader's WebGPU)
     const asked = query.get('ep');
     if (asked === 'wasm') return 'wasm';
+    let adapter = false;
     try {
-      if (navigator.gpu && await navigator.gpu.requestAdapter()) return 'webgpu';
+      adapter = !!(navigator.gpu && await navigator.gpu.requestAdapter());
     } catch (e) { /* no adapter: wasm */ }
-    if (asked === 'webgpu') showWarning('WebGPU was asked for, but this browser offers none: running on wasm.');
+    if (adapter && gpuOK) return 'webgpu';
+    if (asked === 'webgpu') {
+      showWarning(adapter ? 'WebGPU was asked for, but only the pocket renderer\'s frame graph runs on it here ' +
+        '(onnxruntime-web cannot run the full renderer exactly on WebGPU): running on wasm.' :
+        'WebGPU was asked for, but this browser offers none: running on wasm.');
+    }
     return 'wasm';
+  }
+
+  async checkGPU(bytes, opts) {
+    // one render on WebGPU; if it fails (a driver, an op), the frame graph runs on wasm instead, with a warning
+    if (this.ep !== 'webgpu') return;
+    try {
+      await this.render(this.addIdle(new Float32Array(69), 0));
+    } catch (e) {
+      showWarning(`WebGPU could not run the frame graph (${e.message || e}): running on wasm instead.`);
+      this.ep = 'wasm';
+      this.sFrame = await this.ort.InferenceSession.create(bytes.frame, opts(['wasm']));
+    }
   }
 
   async features(block) {
