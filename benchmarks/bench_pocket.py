@@ -137,7 +137,7 @@ def stage_latencies(bundle: Path, threads: int, frames: int) -> dict:
     from talkinghead import live
     from talkinghead.audio import StreamingFeatures
 
-    rt = live.BundleRuntime(bundle, variant="pocket-fp32", threads=threads)
+    rt = live.BundleRuntime(bundle, variant="pocket-fp32", threads=threads, frame_graph=False)
     x = speechy(1.0)
     feats = StreamingFeatures(rt.feature_params)
 
@@ -152,11 +152,12 @@ def stage_latencies(bundle: Path, threads: int, frames: int) -> dict:
             "paste": _median_ms(lambda: paste.run(None, face), frames)}
 
 
-def end_to_end(bundle: Path, variant: str, threads: int, seconds: float) -> dict:
-    """Audio in, pasted frames out, through the live engine: preview (batch 1, every frame) and realtime (the clock)."""
+def end_to_end(bundle: Path, variant: str, threads: int, seconds: float, frame_graph: bool = False) -> dict:
+    """Audio in, pasted frames out, through the live engine: preview (batch 1, every frame) and realtime (the clock).
+    `frame_graph`: render through the variant's frame graph (pocket_frame.onnx) instead of pocket.onnx + paste.onnx."""
     from talkinghead import live
 
-    rt = live.BundleRuntime(bundle, variant=variant, threads=threads)
+    rt = live.BundleRuntime(bundle, variant=variant, threads=threads, frame_graph=frame_graph)
     x = speechy(seconds)
     pre = live.LiveEngine(rt, mode="preview", batch_size=1, verbose=False)
     n = sum(1 for _ in pre.frames(live.ArraySource(x, 16000, chunk=320)))
@@ -391,6 +392,8 @@ def main(argv=None) -> int:
         paths["pocket int8"] = make_int8(paths["pocket fp32"], out / "pocket.int8.onnx", export.random_motions(32, 3))
     for name, p in paths.items():
         register_pocket(bundle, p, name.replace(" ", "-"))
+    frame_path = bundle / pocket.FRAME_FILE
+    pocket.export_frame(bundle, student, variant="pocket-fp32")       # the frame graph of the fp32 student
 
     # ------------------------------------------------------------------ cost
     flops_teacher = pocket.count_torch(teacher_module)
@@ -402,6 +405,8 @@ def main(argv=None) -> int:
     for k, p in paths.items():
         s = _session(p, args.threads)
         lat[k] = _median_ms(lambda: s.run(None, feeds), frames, warmup=3)
+    sf = _session(frame_path, args.threads)
+    lat["pocket frame graph"] = _median_ms(lambda: sf.run(None, feeds), frames, warmup=3)
     ref = _session(paths["pocket fp32"], args.threads).run(None, feeds)[0]
     err8 = {k: float(np.abs(_session(p, args.threads).run(None, feeds)[0] - ref).max()) for k, p in paths.items()}
     stages = stage_latencies(bundle, args.threads, frames)
@@ -415,6 +420,9 @@ def main(argv=None) -> int:
         runs = {t: end_to_end(bundle, k.replace(" ", "-"), t, seconds) for t in sorted({1, args.threads})}
         best = max(runs, key=lambda t: runs[t]["fps"])
         e2e[k] = dict(runs[best], threads=best, by_threads={t: r["fps"] for t, r in runs.items()})
+    runs = {t: end_to_end(bundle, "pocket-fp32", t, seconds, frame_graph=True) for t in sorted({1, args.threads})}
+    best = max(runs, key=lambda t: runs[t]["fps"])
+    e2e["pocket frame graph"] = dict(runs[best], threads=best, by_threads={t: r["fps"] for t, r in runs.items()})
     print()
     print(f"stages per frame ({args.threads} threads): features {stages['features']:.2f} ms, audio2motion step "
           f"{stages['a2m']:.2f} ms, paste {stages['paste']:.2f} ms")
@@ -428,11 +436,18 @@ def main(argv=None) -> int:
                      f"{lat[k]:.2f}", f"{e['fps']:.1f} (" + ", ".join(f"{t}: {v:.1f}" for t, v in
                                                           e["by_threads"].items()) + ")",
                      f"{e['realtime_fps']:.1f}, {e['dropped']}/{e['frames']}, {e['latency_p95_ms']:.0f}"))
+    e = e2e["pocket frame graph"]
+    rows.append(("pocket frame graph", "-", f"{pocket.count_onnx(frame_path)['total'] / 1e9:.3f}",
+                 f"{frame_path.stat().st_size / 1e6:.2f}", f"{lat['pocket frame graph']:.2f} (with paste)",
+                 f"{e['fps']:.1f} (" + ", ".join(f"{t}: {v:.1f}" for t, v in e["by_threads"].items()) + ")",
+                 f"{e['realtime_fps']:.1f}, {e['dropped']}/{e['frames']}, {e['latency_p95_ms']:.0f}"))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
         print("  ".join(c.ljust(x) for c, x in zip(r, w)).rstrip())
         if i == 0:
             print("  ".join("-" * x for x in w))
+    print("pocket frame graph: pocket_frame.onnx paints only the box of the frame that can move, paste included, and "
+          "returns bytes (talkinghead.pocket.frame); the rows above it add paste.onnx and the float-to-byte step")
     print(f"\ncompute ratio (conv+matmul): {flops_teacher / flops_student:.0f}x less; latency ratio: "
           f"{lat['full fp32'] / lat['pocket fp32']:.0f}x faster (pocket fp32 vs full fp32, same run)")
     if "pocket int8" in err8:

@@ -171,3 +171,18 @@ def test_export_frame_needs_a_pocket_renderer(tmp_path):
     path = bake.bake(bake.sample_portrait(), tmp_path / "avatar", lp=lp)
     with pytest.raises(BundleError, match="no pocket renderer"):
         pocket.export_frame(path, moving_student())
+
+
+def test_the_box_is_drawn_where_the_frame_graph_paints(env):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from talkinghead.pocket import plots
+
+    path, _, entry = env
+    y0, x0, h, w = entry["box"]
+    ax = plots.show_frame_box(path, entry)
+    rect = ax.patches[0]
+    assert (rect.get_x() + 0.5, rect.get_y() + 0.5, rect.get_width(), rect.get_height()) == (x0, y0, w, h)
+    assert f"{w}x{h} of" in ax.get_title()
+    matplotlib.pyplot.close("all")

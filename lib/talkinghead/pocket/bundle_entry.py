@@ -139,10 +139,11 @@ def export_pocket(bundle_dir, student: PocketStudent, evaluation: dict, data=Non
     return entry
 
 
-def export_frame(bundle_dir, student: PocketStudent, motions: np.ndarray | None = None) -> dict:
+def export_frame(bundle_dir, student: PocketStudent, motions: np.ndarray | None = None, variant: str = VARIANT) -> dict:
     """Write pocket_frame.onnx and pocket_background.png (`pocket.frame`) into a bundle whose manifest lists the
     pocket variant, check them against pocket.onnx's arithmetic + paste on `motions` (default: 4 random ones, within
-    `frame.MAX_GREY_DIFF` grey levels) and set `models.renderer.variants.pocket.frame`; returns that entry."""
+    `frame.MAX_GREY_DIFF` grey levels) and set `models.renderer.variants.pocket.frame`; returns that entry.
+    `variant`: the variant's name in the manifest ("pocket"; benchmarks list others)."""
     import torch
     from PIL import Image
 
@@ -152,7 +153,7 @@ def export_frame(bundle_dir, student: PocketStudent, motions: np.ndarray | None 
     bundle_dir = Path(bundle_dir)
     bundle = load_bundle(bundle_dir, verify=False)
     variants = ((bundle.models.get("renderer") or {}).get("variants") or {})
-    if not isinstance(variants.get(VARIANT), dict):
+    if not isinstance(variants.get(variant), dict):
         raise BundleError(f"{bundle_dir / 'manifest.json'}: the bundle has no pocket renderer to make a frame graph "
                           "of; distil one first (notebooks/07_pocket_renderer.ipynb or `python -m talkinghead distill`).")
     module = frame.frame_module(student, bundle)
@@ -180,7 +181,7 @@ def export_frame(bundle_dir, student: PocketStudent, motions: np.ndarray | None 
     manifest = load_json(bundle_dir / "manifest.json", "avatar manifest")
     models = dict(manifest["models"])
     renderer = dict(models["renderer"])
-    renderer["variants"] = dict(renderer["variants"], **{VARIANT: dict(renderer["variants"][VARIANT], frame=entry)})
+    renderer["variants"] = dict(renderer["variants"], **{variant: dict(renderer["variants"][variant], frame=entry)})
     models["renderer"] = renderer
     add_files(bundle_dir, [frame.FRAME_FILE, frame.BACKGROUND_FILE], models=models)
     return entry

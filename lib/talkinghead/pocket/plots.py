@@ -1,5 +1,5 @@
 """Pictures of a distillation for notebook 07: loss curves, teacher | student | difference side by side, PSNR / SSIM
-per held-out frame, and the comparison as a short video (notebooks/07_pocket_renderer.ipynb)."""
+per held-out frame, the comparison as a short video, and the frame graph's box (notebooks/07_pocket_renderer.ipynb)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -103,3 +103,23 @@ def comparison_video(result, path, seconds: float = 4.0, size: int = 256) -> Pat
 
 
 __all__ = ["plot_history", "show_side_by_side", "plot_quality", "comparison_video", "side_by_side", "student_faces"]
+
+
+def show_frame_box(bundle_dir, entry: dict, ax=None):
+    """The frame at rest (`pocket_background.png`) with the frame graph's box drawn on it: only those pixels are
+    computed per frame (`pocket.frame`). `entry`: the manifest's `models.renderer.variants.pocket.frame`."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from ..bundle import read_png
+
+    rest = read_png(Path(bundle_dir) / entry["background"])
+    y0, x0, h, w = entry["box"]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5 * rest.shape[0] / rest.shape[1]))
+    ax.imshow(rest)
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), w, h, fill=False, color="yellow", lw=2))
+    share = h * w / (rest.shape[0] * rest.shape[1])
+    ax.set_title(f"frame graph: {w}x{h} of {rest.shape[1]}x{rest.shape[0]} pixels ({100 * share:.0f}%)")
+    ax.axis("off")
+    return ax
