@@ -413,8 +413,9 @@ def main(argv=None) -> int:
     other = stages["features"] + stages["a2m"] + stages["paste"]
 
     # ------------------------------------------------------------------ end to end
-    # The runtime opens three sessions; with several intra-op threads each, their spinning thread pools fight over
-    # two cores, so one thread per session (they run one after another) is measured too, and the faster one reported.
+    # The runtime runs its sessions one after another; one thread per session is measured beside --threads and the
+    # faster reported (with onnxruntime's spinning threads one was faster on 2 cores; talkinghead.onnxrt turns
+    # spinning off, and then two win).
     e2e = {}
     for k in paths:
         runs = {t: end_to_end(bundle, k.replace(" ", "-"), t, seconds) for t in sorted({1, args.threads})}

@@ -47,6 +47,19 @@ def test_session_runs_a_model_from_bytes_and_from_a_file(tmp_path):
         assert onnxrt.input_dtype(s) is np.float32
 
 
+def test_idle_threads_sleep_unless_asked_to_spin():
+    # several sessions run one after another in the live runtime: spinning threads would steal the next one's cores
+    model = _identity_model()
+    entry = "session.intra_op.allow_spinning"
+    assert onnxrt.session(model, threads=2).get_session_options().get_session_config_entry(entry) == "0"
+    assert onnxrt.session(model, threads=2, spin=True).get_session_options().get_session_config_entry(entry) == "1"
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    s = onnxrt.session(model, options=so, threads=2)         # prepared options: threads and spinning set here too
+    assert s.get_session_options().intra_op_num_threads == 2
+    assert s.get_session_options().get_session_config_entry(entry) == "0"
+
+
 def test_a_broken_model_is_the_callers_one_sentence(tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a model")

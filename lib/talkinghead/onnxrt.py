@@ -1,7 +1,7 @@
 """onnxruntime sessions, built one way for the whole package (live engine, face detector, export checks).
 
 `session(model, providers, threads)` resolves the providers (`resolve_providers`), quietens onnxruntime's log, sets the
-intra-op threads, and turns a load failure into the caller's one-sentence error. Notebook 05 shows what an app does
+intra-op threads, lets idle threads sleep, and turns a load failure into the caller's one-sentence error. Notebook 05 shows what an app does
 with the sessions; notebook 06 runs them live.
 """
 from __future__ import annotations
@@ -64,18 +64,23 @@ def provider_names(resolved: list) -> str:
 
 
 def session(model: str | os.PathLike | bytes, providers=None, threads: int | None = None,
-            error: Callable[[Exception], Exception] | None = None, options=None):
+            error: Callable[[Exception], Exception] | None = None, options=None, spin: bool = False):
     """An onnxruntime InferenceSession for a model file (or serialized bytes), quiet (log level: errors only).
 
     `providers`: as `resolve_providers` accepts (default CPU). `threads`: intra-op threads (default onnxruntime's).
     `error`: maps a load failure to the exception to raise (one sentence, no traceback); None re-raises it.
-    `options`: a prepared `SessionOptions` (its log level and threads are set here too).
+    `options`: a prepared `SessionOptions` (its log level, threads and spinning are set here too).
+    `spin`: let idle intra-op threads busy-wait for the next run (onnxruntime's default). Off by default: the live
+    runtime runs several sessions one after another, and threads spinning between runs take the cores the next
+    session needs (benchmarks/bench_pocket.py, 2 cores: end to end 83 -> 118 fps for the pocket frame graph,
+    45-50 -> 64-67 fps for pocket.onnx + paste.onnx, faster than one thread per session).
     """
     rt = ort()
     so = options or rt.SessionOptions()
     so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = int(threads)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     resolved = resolve_providers(providers)
     src = model if isinstance(model, bytes) else str(Path(model))
     try:
