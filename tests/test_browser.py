@@ -151,32 +151,46 @@ def _play(page, path, mode: str, timeout_ms: int = 180_000) -> dict:
     return page.evaluate(f"talkinghead.runs[{n}]")
 
 
-# ------------------------------------------------------------------------------------------------------- the page
-def test_frames_match_the_python_live_engine(app, bundle, speech):
+def _canvas_frames(page, n: int) -> np.ndarray:
+    """The last offline run's frames 0..n-1 as the canvas shows them: uint8 (n, H * W * 4) RGBA."""
+    return np.stack([np.frombuffer(base64.b64decode(page.evaluate(f"talkinghead.canvasFrame({k})")), np.uint8)
+                     for k in range(n)])
+
+
+def _python_frames(path, samples, variant: str = "auto") -> np.ndarray:
+    """The Python live engine's frames for the same audio: uint8 (n, H, W, 3)."""
     from talkinghead import live
 
+    rt = live.BundleRuntime(path, variant=variant, threads=1)
+    eng = live.LiveEngine(rt, mode="preview", batch_size=1, verbose=False)
+    return np.stack([f.image for f in eng.frames(live.ArraySource(samples, SR, chunk=SPF))])
+
+
+def _assert_same_frames(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """The page's RGBA frames (n, H * W * 4) against the engine's (n, H, W, 3): opaque, within PIXEL_MAX / PIXEL_MEAN,
+    and the face moves (the comparison is not of still frames). Returns the page's frames as (n, H, W, 4)."""
+    got = got.reshape(len(ref), *ref.shape[1:3], 4)
+    assert (got[..., 3] == 255).all()
+    diff = np.abs(got[..., :3].astype(int) - ref.astype(int))
+    assert diff.max() <= PIXEL_MAX and diff.mean() < PIXEL_MEAN, (diff.max(), diff.mean())
+    assert (np.abs(np.diff(ref.astype(int), axis=0)).max(axis=(1, 2, 3)) > 10).all()
+    return got
+
+
+# ------------------------------------------------------------------------------------------------------- the page
+def test_frames_match_the_python_live_engine(app, bundle, speech):
     _, _, page = app
     short = speech[2]
     report = _play(page, speech[0], "offline")
     n = report["frames"]
     assert n == -(-len(short) // SPF) == 8
-    got = np.stack([np.frombuffer(base64.b64decode(page.evaluate(f"talkinghead.canvasFrame({k})")), np.uint8)
-                    for k in range(n)])
-    rt = live.BundleRuntime(bundle, threads=1)
-    eng = live.LiveEngine(rt, mode="preview", batch_size=1, verbose=False)
-    ref = np.stack([f.image for f in eng.frames(live.ArraySource(short, SR, chunk=SPF))])
-    got = got.reshape(n, rt.height, rt.width, 4)
-    assert (got[..., 3] == 255).all()
-    diff = np.abs(got[..., :3].astype(int) - ref.astype(int))
-    assert diff.max() <= PIXEL_MAX and diff.mean() < PIXEL_MEAN, (diff.max(), diff.mean())
-    moved = np.abs(np.diff(ref.astype(int), axis=0)).max(axis=(1, 2, 3))
-    assert (moved > 10).all()                              # the face moves: the comparison is not of still frames
+    ref = _python_frames(bundle, short)
+    _assert_same_frames(_canvas_frames(page, n), ref)
 
     page.check("#fast-paste")                              # the canvas blends the face in instead of paste.onnx
     try:
         assert _play(page, speech[0], "offline")["frames"] == n
-        fast = np.stack([np.frombuffer(base64.b64decode(page.evaluate(f"talkinghead.canvasFrame({k})")), np.uint8)
-                         for k in range(n)]).reshape(n, rt.height, rt.width, 4)[..., :3]
+        fast = _canvas_frames(page, n).reshape(ref.shape[:3] + (4,))[..., :3]
     finally:
         page.uncheck("#fast-paste")
     diff = np.abs(fast.astype(int) - ref.astype(int))
@@ -329,33 +343,22 @@ def frame_bundle(bundle, tmp_path_factory):
 
 
 def test_the_frame_graph_page_matches_the_python_engine_and_skips_the_two_models(browser, frame_bundle, speech):
-    from talkinghead import live
-
-    short = speech[2]
     srv, url = _server(frame_bundle)
     try:
         ctx, page = _open(browser, url)
         assert page.evaluate("talkinghead.error") is None, page.evaluate("talkinghead.error")
         assert page.evaluate("talkinghead.path") == "frame" and "frame graph" in page.inner_text("#bundle-info")
-        report = _play(page, speech[0], "offline")
-        n = report["frames"]
-        got = np.stack([np.frombuffer(base64.b64decode(page.evaluate(f"talkinghead.canvasFrame({k})")), np.uint8)
-                        for k in range(n)])
+        n = _play(page, speech[0], "offline")["frames"]
+        got = _canvas_frames(page, n)
         ctx.close()
     finally:
         srv.shutdown()
     fetched = {p.rsplit("/", 1)[-1] for p in srv.requests if p.startswith("/bundle/")}
     assert {"pocket_frame.onnx", "pocket_background.png", "audio2motion.onnx", "features.onnx"} <= fetched, fetched
     assert not fetched & {"pocket.onnx", "paste.onnx", "renderer.onnx"}, fetched
-    rt = live.BundleRuntime(frame_bundle, variant="pocket", threads=1)
-    eng = live.LiveEngine(rt, mode="preview", batch_size=1, verbose=False)
-    ref = np.stack([f.image for f in eng.frames(live.ArraySource(short, SR, chunk=SPF))])
-    got = got.reshape(n, rt.height, rt.width, 4)
-    assert n == len(ref) == 8 and (got[..., 3] == 255).all()
-    diff = np.abs(got[..., :3].astype(int) - ref.astype(int))
-    assert diff.max() <= PIXEL_MAX and diff.mean() < PIXEL_MEAN, (diff.max(), diff.mean())
-    moved = np.abs(np.diff(ref.astype(int), axis=0)).max(axis=(1, 2, 3))
-    assert (moved > 10).all()                              # the face moves inside the box
+    ref = _python_frames(frame_bundle, speech[2], "pocket")
+    assert n == len(ref) == 8
+    got = _assert_same_frames(got, ref)                    # the face moves inside the box
     y0, x0, h, w = json.loads((frame_bundle / "manifest.json").read_text())[
         "models"]["renderer"]["variants"]["pocket"]["frame"]["box"]
     outside = np.ones(ref.shape[1:3], bool)
@@ -390,8 +393,6 @@ def test_a_frame_graph_that_does_not_fit_says_so(browser, frame_bundle, tmp_path
 def test_webgpu_renders_the_frame_graph_as_the_python_engine(webgpu_browser, frame_bundle, speech):
     # the page on onnxruntime-web's WebGPU backend (ops it lacks fall back to wasm inside the same session): the
     # same frames as the Python engine, as on wasm
-    from talkinghead import live
-
     srv, url = _server(frame_bundle)
     try:
         ctx, page = _open(webgpu_browser, url)
@@ -400,20 +401,13 @@ def test_webgpu_renders_the_frame_graph_as_the_python_engine(webgpu_browser, fra
             pytest.skip("this Chromium offers no WebGPU adapter, not even SwiftShader's")
         assert "webgpu" in page.inner_text("#bundle-info") and page.evaluate("talkinghead.path") == "frame"
         report = _play(page, speech[0], "offline", timeout_ms=300_000)
-        n = report["frames"]
-        got = np.stack([np.frombuffer(base64.b64decode(page.evaluate(f"talkinghead.canvasFrame({k})")), np.uint8)
-                        for k in range(n)])
+        got = _canvas_frames(page, report["frames"])
         ctx.close()
     finally:
         srv.shutdown()
-    rt = live.BundleRuntime(frame_bundle, variant="pocket", threads=1)
-    eng = live.LiveEngine(rt, mode="preview", batch_size=1, verbose=False)
-    ref = np.stack([f.image for f in eng.frames(live.ArraySource(speech[2], SR, chunk=SPF))])
-    got = got.reshape(n, rt.height, rt.width, 4)
-    assert n == len(ref) == 8 and report["ep"] == "webgpu"
-    diff = np.abs(got[..., :3].astype(int) - ref.astype(int))
-    assert diff.max() <= PIXEL_MAX and diff.mean() < PIXEL_MEAN, (diff.max(), diff.mean())
-    assert (np.abs(np.diff(ref.astype(int), axis=0)).max(axis=(1, 2, 3)) > 10).all()     # the face moves
+    ref = _python_frames(frame_bundle, speech[2], "pocket")
+    assert report["frames"] == len(ref) == 8 and report["ep"] == "webgpu"
+    _assert_same_frames(got, ref)
 
 
 def test_the_full_renderer_stays_on_wasm_where_webgpu_is_offered(webgpu_browser, bundle):
