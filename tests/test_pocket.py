@@ -140,6 +140,9 @@ def test_manifest_entry_is_hashed_and_the_runtime_loads_it(env):
     assert entry["held_out"]["psnr_db_student"] > entry["held_out"]["psnr_db_static"]
     rt = live.BundleRuntime(path, variant="pocket", threads=1)
     assert rt.variant == "pocket" and rt.files["renderer"] == pocket.POCKET_FILE
+    frame = entry["frame"]                                   # distill writes the frame graph too, and says so
+    assert rt.patch is not None and list(rt.patch.box) == frame["box"]
+    assert f"{pocket.FRAME_FILE}: the frame graph, {frame['box'][3]}x{frame['box'][2]} pixels" in r.summary()
 
 
 def test_a_re_export_keeps_the_pocket_variant(env, tmp_path):
@@ -156,7 +159,10 @@ def test_a_re_export_keeps_the_pocket_variant(env, tmp_path):
     manifest = load_json(path / "manifest.json")
     assert manifest["models"]["renderer"]["variants"]["pocket"] == before
     assert manifest["files"][pocket.POCKET_FILE]["sha256"] == sha256_file(path / pocket.POCKET_FILE)
-    assert live.BundleRuntime(path, variant="pocket", threads=1).variant == "pocket"
+    for name in (pocket.FRAME_FILE, pocket.BACKGROUND_FILE):                 # and its frame graph
+        assert manifest["files"][name]["sha256"] == sha256_file(path / name)
+    rt = live.BundleRuntime(path, variant="pocket", threads=1)
+    assert rt.variant == "pocket" and rt.patch is not None
 
 
 def test_live_engine_streams_speech_through_the_pocket_renderer(env):

@@ -34,7 +34,7 @@ The course, stage by stage (each subcommand mirrors one notebook):
   train             04  dataset -> avatar/audio2motion.pt
   export            05  avatar -> ONNX models + manifest.json
   speak             06  new speech -> out/*.mp4 through the exported models
-  distill           07  avatar -> pocket.onnx, a small renderer distilled for this avatar (CPU real time)
+  distill           07  avatar -> pocket.onnx + pocket_frame.onnx, a small renderer for this avatar (CPU real time)
   demo                  all of the above on the sample assets, end to end
   serve                 the avatar in a web page (microphone or audio file), served from this machine
 
@@ -340,7 +340,8 @@ COMMANDS = {
     "export": ("05: avatar -> ONNX models (renderer, paste, audio2motion) + manifest", _export_args, cmd_export),
     "speak": ("06: new speech (audio file or --text) -> mp4 through the exported models", _speak_args, cmd_speak),
     "distill": ("07: avatar -> pocket.onnx, a small per-avatar renderer distilled from the full one (renderer "
-                "variant 'pocket', 25 fps on a CPU)", _distill_args, cmd_distill),
+                "variant 'pocket', 25 fps on a CPU), and its frame graph pocket_frame.onnx (only the pixels that "
+                "move: what the live engine and the browser page run)", _distill_args, cmd_distill),
     "demo": ("the whole course end to end on the sample assets -> out/demo.mp4 + the avatar bundle",
              _demo_args, cmd_demo),
     "serve": ("the avatar in a browser: a local web page (microphone or audio file in, the face in sync) running "

@@ -252,6 +252,12 @@ class DistillResult:
         if self.entry:
             txt += (f"\n{self.path}: {self.entry['gflop_per_frame']:.3f} GFLOP per frame, "
                     f"{self.entry['latency_ms']:.1f} ms per frame on {self.entry['cpu_threads']} CPU threads")
+            f = self.entry.get("frame")
+            if f:
+                y0, x0, h, w = f["box"]
+                txt += (f"\n{self.path.parent / f['file']}: the frame graph, {w}x{h} pixels at ({x0}, {y0}) painted "
+                        f"and pasted per frame, {f['latency_ms']:.1f} ms (within {f['max_grey_diff']} grey level of "
+                        "pocket + paste)")
         return txt + "\n" + self.table()
 
 
