@@ -313,16 +313,25 @@ def _given(path, kind: str, param: str) -> Path:
     return p
 
 
+def _uploaded_or_given(kind: str, param: str, value, uploaded: Upload | None) -> Found | None:
+    """The first two choices of `choose_portrait` / `choose_recording`: a file uploaded in this run (saved to
+    `inputs/`), then the notebook parameter `param` (= `value`); None when neither is there."""
+    saved = uploaded.save() if uploaded is not None else None
+    if saved:
+        return Found(kind, "yours", saved, f"uploaded, saved as {_rel(saved)}", uploaded.files()[-1][0])
+    if value:
+        p = _given(value, kind, param)
+        return Found(kind, "yours", p, f"{param} = {value}", p.name)
+    return None
+
+
 def choose_portrait(portrait=None, uploaded: Upload | None = None) -> Found:
     """The portrait notebook 02 bakes, in this order: a file uploaded in this run (saved to `inputs/`), the
     `PORTRAIT` parameter, your `inputs/portrait.*`, the photo your bundle was baked from, and only without any of
     them the sample astronaut. Never the sample over yours."""
-    saved = uploaded.save() if uploaded is not None else None
-    if saved:
-        return Found("portrait", "yours", saved, f"uploaded, saved as {_rel(saved)}", uploaded.files()[-1][0])
-    if portrait:
-        p = _given(portrait, "portrait", "PORTRAIT")
-        return Found("portrait", "yours", p, f"PORTRAIT = {portrait}", p.name)
+    given = _uploaded_or_given("portrait", "PORTRAIT", portrait, uploaded)
+    if given:
+        return given
     status = portrait_status()
     if status.yours and status.path is not None and status.path.is_file():
         return status
@@ -337,12 +346,9 @@ def choose_recording(recording=None, uploaded: Upload | None = None, profile=Non
     `inputs/recording.*` (uploaded or recorded earlier), and only without any of them the sample recording (made on
     demand). A dataset extracted from your recording whose video is not in the workspace is never replaced by the
     sample's: that is one sentence saying how to extract yours again."""
-    saved = uploaded.save() if uploaded is not None else None
-    if saved:
-        return Found("recording", "yours", saved, f"uploaded, saved as {_rel(saved)}", uploaded.files()[-1][0])
-    if recording:
-        p = _given(recording, "recording", "VIDEO")
-        return Found("recording", "yours", p, f"VIDEO = {recording}", p.name)
+    given = _uploaded_or_given("recording", "VIDEO", recording, uploaded)
+    if given:
+        return given
     waiting = paths.find_input("recording")
     if waiting:
         return Found("recording", "yours", waiting, _rel(waiting), waiting.name)
