@@ -101,3 +101,15 @@ def test_idle_loop_plays_cyclically_from_a_seeded_start():
     assert idle.longest_valid_run(np.zeros(3, bool)) == (0, 0)
     with pytest.raises(ValueError, match="shape"):
         idle.IdleLoop(np.zeros((5, 3)), dims)
+
+
+def test_over_background_replaces_only_the_box():
+    bg = np.arange(5 * 6 * 3, dtype=np.uint8).reshape(5, 6, 3)
+    rgba = np.full((2, 2, 3, 4), 200, np.uint8)
+    rgba[1, ..., :3] = 7
+    out = pixels.over_background(bg, (1, 2, 2, 3), rgba)
+    assert out.shape == (2, 5, 6, 3) and out.dtype == np.uint8
+    assert (out[0, 1:3, 2:5] == 200).all() and (out[1, 1:3, 2:5] == 7).all()
+    outside = np.ones((5, 6), bool)
+    outside[1:3, 2:5] = False
+    assert (out[:, outside] == bg[outside]).all()

@@ -22,7 +22,7 @@ from talkinghead import bake, export, live, pocket  # noqa: E402
 from talkinghead.bundle import read_png  # noqa: E402
 from talkinghead.errors import BundleError  # noqa: E402
 from talkinghead.fileio import load_json, save_json, sha256_file  # noqa: E402
-from talkinghead.pixels import to_uint8  # noqa: E402
+from talkinghead.pixels import over_background, to_uint8  # noqa: E402
 from talkinghead.pocket import frame  # noqa: E402
 
 import stage_fixtures as sf  # noqa: E402
@@ -93,8 +93,7 @@ def test_frame_module_gives_pocket_plus_paste(env, roi, warp):
     rest = frame.background(student, bundle)
     y0, x0, h, w = module.box
     assert rgba.shape == (3, h, w, 4) and rgba.dtype == np.uint8 and (rgba[..., 3] == 255).all()
-    out = np.repeat(rest[None], 3, 0)
-    out[:, y0:y0 + h, x0:x0 + w] = rgba[..., :3]
+    out = over_background(rest, module.box, rgba)
     diff = np.abs(out.astype(int) - full)
     assert diff.max() <= frame.MAX_GREY_DIFF and (diff > 0).mean() < 1e-3
     moved = (full != rest[None]).any(-1).any(0)             # the pixels that changed in some frame ...

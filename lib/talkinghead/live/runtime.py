@@ -132,10 +132,7 @@ class FramePatch:
 
     def render(self, motion: np.ndarray) -> np.ndarray:
         rgba = self.session.run(None, {"motion": np.asarray(motion, np.float32)})[0]
-        y0, x0, h, w = self.box
-        out = np.repeat(self.background[None], len(rgba), 0)
-        out[:, y0:y0 + h, x0:x0 + w] = rgba[..., :3]
-        return out
+        return pixels.over_background(self.background, self.box, rgba)
 
 
 class BundleRuntime:

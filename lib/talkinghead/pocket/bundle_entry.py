@@ -87,8 +87,9 @@ def latency_ms(path, threads: int = LATENCY_THREADS, frames: int = 20, warmup: i
     return float(choice.round_robin_ms({"pocket": session(path, threads)}, x, frames, warmup)["pocket"])
 
 
-def register(bundle_dir, entry: dict) -> dict:
-    """Hash pocket.onnx into manifest.json and set `models.renderer.variants.pocket` to `entry`."""
+def register(bundle_dir, entry: dict, variant: str = VARIANT, files=None) -> dict:
+    """Hash `files` (default: the entry's file, pocket.onnx) into manifest.json and set
+    `models.renderer.variants[variant]` to `entry`."""
     bundle_dir = Path(bundle_dir)
     manifest = load_json(bundle_dir / "manifest.json", "avatar manifest")
     models = dict(manifest.get("models") or {})
@@ -96,9 +97,9 @@ def register(bundle_dir, entry: dict) -> dict:
         raise BundleError(f"{bundle_dir / 'manifest.json'}: the avatar has no exported renderer yet; export it first "
                           "(notebooks/05_export.ipynb or `python -m talkinghead export`), then distil.")
     renderer = dict(models["renderer"])
-    renderer["variants"] = dict(renderer.get("variants") or {}, **{VARIANT: entry})
+    renderer["variants"] = dict(renderer.get("variants") or {}, **{variant: entry})
     models["renderer"] = renderer
-    return add_files(bundle_dir, [entry["file"]], models=models)
+    return add_files(bundle_dir, files or [entry["file"]], models=models)
 
 
 def export_pocket(bundle_dir, student: PocketStudent, evaluation: dict, data=None, config=None,
@@ -148,7 +149,7 @@ def export_frame(bundle_dir, student: PocketStudent, motions: np.ndarray | None 
     from PIL import Image
 
     from ..export import paste_module, random_motions
-    from ..pixels import to_uint8
+    from ..pixels import over_background, to_uint8
 
     bundle_dir = Path(bundle_dir)
     bundle = load_bundle(bundle_dir, verify=False)
@@ -165,25 +166,17 @@ def export_frame(bundle_dir, student: PocketStudent, motions: np.ndarray | None 
     rgba = session(path).run(None, {"motion": m})[0]
     with torch.no_grad():
         full = to_uint8(paste_module(bundle)(student(torch.from_numpy(m))).numpy())
-    y0, x0, h, w = module.box
-    frames = np.repeat(rest[None], len(m), 0)
-    frames[:, y0:y0 + h, x0:x0 + w] = rgba[..., :3]
-    diff = int(np.abs(frames.astype(np.int16) - full).max())
+    diff = int(np.abs(over_background(rest, module.box, rgba).astype(np.int16) - full).max())
     if diff > frame.MAX_GREY_DIFF or not (rgba[..., 3] == 255).all():
         raise BundleError(f"{path}: the frame graph differs from pocket.onnx + paste by {diff} grey levels (more "
                           f"than {frame.MAX_GREY_DIFF}); please report this.")
+    _, _, h, w = module.box
     entry = {"file": frame.FRAME_FILE, "background": frame.BACKGROUND_FILE, "box": [int(v) for v in module.box],
              "input": "motion", "output": "rgba", "shape": {"rgba": ["B", int(h), int(w), 4]},
              "max_grey_diff": diff, "vs": "pocket.onnx + paste.onnx, rounded like talkinghead.pixels.to_uint8",
-             "latency_ms": round(float(choice.round_robin_ms({"frame": session(path)}, {"motion": m[:1]}, 10, 2)
-                                       ["frame"]), 3),
+             "latency_ms": round(latency_ms(path, LATENCY_THREADS, frames=10, warmup=2), 3),
              "cpu_threads": LATENCY_THREADS}
-    manifest = load_json(bundle_dir / "manifest.json", "avatar manifest")
-    models = dict(manifest["models"])
-    renderer = dict(models["renderer"])
-    renderer["variants"] = dict(renderer["variants"], **{variant: dict(renderer["variants"][variant], frame=entry)})
-    models["renderer"] = renderer
-    add_files(bundle_dir, [frame.FRAME_FILE, frame.BACKGROUND_FILE], models=models)
+    register(bundle_dir, dict(variants[variant], frame=entry), variant, [frame.FRAME_FILE, frame.BACKGROUND_FILE])
     return entry
 
 
