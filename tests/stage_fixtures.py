@@ -43,6 +43,29 @@ def moving_a2m():
     return m.eval()
 
 
+def moving_student(roi=(160, 128, 256, 224), warp_size: int = 128, seed: int = 0):
+    """A sample-size pocket student whose head, blend basis and coefficients have seeded random weights (its fields
+    move the face) on a random reference face; `roi` (y0, x0, h, w) in the 512 crop. The pocket frame graph and
+    browser tests render through it."""
+    import dataclasses
+
+    import torch
+
+    from talkinghead import export, pocket
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    cfg = dataclasses.replace(pocket.CONFIGS["sample"], roi=roi, warp_size=warp_size)
+    mean, std = pocket.motion_stats(export.random_motions(64, seed))
+    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, cfg)
+    with torch.no_grad():
+        for p in student.head.parameters():
+            p.normal_(0, 0.3)
+        student.basis.normal_(0, 0.02)
+        student.coef.weight.normal_(0, 0.3)
+    return student.eval()
+
+
 def exported_bundle(folder: Path, lp, idle_frames: int = 120, **export_kw):
     """A sample portrait baked into `folder`, driven by `moving_a2m` with a seeded idle track, exported (fp32 renderer,
     paste, audio2motion, features) by `talkinghead.export.export_bundle`: the contract end to end. -> (folder, the

@@ -23,7 +23,6 @@ The server's file rules (only files the manifest lists) are tested without a bro
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -324,18 +323,12 @@ def test_the_pocket_renderer_is_preferred(browser, bundle, tmp_path):
 def frame_bundle(bundle, tmp_path_factory):
     """The bundle with a small pocket student (the sample size, a painted region, seeded weights that move it) and
     its frame graph (`pocket.export_frame`)."""
-    import torch
+    from talkinghead import pocket
 
-    from talkinghead import export, pocket
+    from stage_fixtures import moving_student
 
     path = _copy(bundle, tmp_path_factory.mktemp("frame"))
-    rng = np.random.default_rng(0)
-    mean, std = pocket.motion_stats(export.random_motions(64, 0))
-    config = dataclasses.replace(pocket.CONFIGS["sample"], roi=(192, 128, 224, 256))
-    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, config).eval()
-    with torch.no_grad():
-        for prm in student.head.parameters():
-            prm.normal_(0, 0.5)
+    student = moving_student(roi=(192, 128, 224, 256))
     pocket.export_onnx(student, path / pocket.POCKET_FILE)
     pocket.register(path, {"file": pocket.POCKET_FILE, "use": "test: a seeded sample-size student"})
     pocket.export_frame(path, student)

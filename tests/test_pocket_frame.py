@@ -8,7 +8,6 @@ on the sample portrait baked and exported as in tests/test_pocket.py.
 """
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -30,27 +29,12 @@ import stage_fixtures as sf  # noqa: E402
 ROI = (160, 128, 256, 224)         # (y0, x0, h, w) in the 512 crop: the mouth-and-jaw kind of region
 
 
-def moving_student(roi=ROI, warp_size=128, seed=0):
-    """A sample-size student whose head has random weights (its fields move) on a random reference face."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    cfg = dataclasses.replace(pocket.CONFIGS["sample"], roi=roi, warp_size=warp_size)
-    mean, std = pocket.motion_stats(export.random_motions(64, seed))
-    student = pocket.PocketStudent(rng.uniform(0, 1, (3, 512, 512)), mean, std, cfg)
-    with torch.no_grad():
-        for p in student.head.parameters():
-            p.normal_(0, 0.3)
-        student.basis.normal_(0, 0.02)
-        student.coef.weight.normal_(0, 0.3)
-    return student.eval()
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """(bundle folder with pocket.onnx + the frame graph registered, the student, the frame entry)."""
     lp = sf.liveportrait()
     path, _, _ = sf.exported_bundle(tmp_path_factory.mktemp("frame") / "avatar", lp)
-    student = moving_student()
+    student = sf.moving_student()
     f = pocket.export_onnx(student, path / pocket.POCKET_FILE)
     pocket.register(path, {"file": pocket.POCKET_FILE, "use": "test", "bytes": f.stat().st_size})
     entry = pocket.export_frame(path, student)
@@ -84,7 +68,7 @@ def test_resizing_a_block_gives_the_whole_resize_on_its_support(w, start, length
 def test_frame_module_gives_pocket_plus_paste(env, roi, warp):
     path = env[0]
     bundle = bake.load_bundle(path, verify=False)
-    student = moving_student(roi, warp, seed=3)
+    student = sf.moving_student(roi, warp, seed=3)
     module = frame.frame_module(student, bundle)
     m = export.random_motions(3, 7)
     with torch.no_grad():
@@ -169,7 +153,7 @@ def test_export_frame_needs_a_pocket_renderer(tmp_path):
     lp = sf.liveportrait()
     path = bake.bake(bake.sample_portrait(), tmp_path / "avatar", lp=lp)
     with pytest.raises(BundleError, match="no pocket renderer"):
-        pocket.export_frame(path, moving_student())
+        pocket.export_frame(path, sf.moving_student())
 
 
 def test_the_box_is_drawn_where_the_frame_graph_paints(env):
