@@ -47,21 +47,26 @@ def reference_frames(bundle, student, motions):
         return to_uint8(export.paste_module(bundle)(student(torch.from_numpy(motions))).numpy())
 
 
-@pytest.mark.parametrize("w,start,length", [(128, 40, 56), (256, 0, 100), (256, 200, 56), (128, 0, 128)])
+@pytest.mark.parametrize("w,start,length", [(128, 40, 56), (256, 0, 100), (256, 200, 56), (128, 0, 128), (512, 8, 40)])
 def test_resizing_a_block_gives_the_whole_resize_on_its_support(w, start, length):
-    # a field that is zero outside rows start..start+length: the block resize equals the whole resize on the support,
-    # and the whole resize is exactly zero outside it
+    # a change that is zero outside rows start..start+length (and columns 3..5 of 8): resizing the region and a pixel
+    # around it (student.upsampled_region) equals the whole resize on that block, and the whole resize is exactly
+    # zero outside it
+    from talkinghead.pocket.student import upsampled_region
+
     rng = np.random.default_rng(w + start)
-    d = np.zeros((1, 1, w, 1), np.float32)
-    d[0, 0, start:start + length] = rng.normal(size=(length, 1))
-    whole = F.interpolate(torch.from_numpy(d), size=(512, 1), mode="bilinear", align_corners=False)[0, 0, :, 0]
-    p0, p1 = frame.upsample_support(start, length, w)
-    assert torch.all(whole[:p0] == 0) and torch.all(whole[p1:] == 0)
-    a, b = frame.source_block(p0, p1, w)
+    roi = (start, 3, length, 2)
+    region = torch.from_numpy(rng.normal(size=(1, 1, length, 2)).astype(np.float32))
+    d = F.pad(region, (3, 8 - 5, start, w - start - length))
     k = 512 // w
-    part = F.interpolate(torch.from_numpy(d[:, :, a:b]), scale_factor=(float(k), 1.0), mode="bilinear",
-                         align_corners=False)[0, 0, p0 - a * k:p1 - a * k, 0]
-    assert torch.allclose(part, whole[p0:p1], rtol=0, atol=1e-6)      # the same sums (float rounding aside)
+    whole = F.interpolate(d, size=(512, 8 * k), mode="bilinear", align_corners=False)[0, 0]
+    part, (p0, c0) = upsampled_region(region, roi, w, 512)
+    part = part[0, 0]
+    p1, c1 = p0 + part.shape[0], c0 + part.shape[1]
+    outside = torch.ones_like(whole, dtype=torch.bool)
+    outside[p0:p1, c0:c1] = False
+    assert torch.all(whole[outside] == 0)
+    assert torch.allclose(part, whole[p0:p1, c0:c1], rtol=0, atol=1e-6)      # the same sums (float rounding aside)
 
 
 @pytest.mark.parametrize("roi,warp", [(ROI, 128), (None, 128), ((96, 64, 320, 384), 256), (ROI, 512)])

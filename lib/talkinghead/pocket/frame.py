@@ -8,7 +8,8 @@ only that box, and returns bytes, ready for a canvas:
 
     motion (B, 69) --student.region--> the region's colour at the warp resolution W (B, 3, h, w)
         delta = region - reference                                  zero outside the region
-        --bilinear x(512/W), only the block P of the 512 crop the region reaches--> delta at 512 on P
+        --bilinear x(512/W), only over the region and a pixel around it (`student.upsampled_region`)--> delta at
+          512 on that block P of the crop (zero outside it)
         face_P = clamp(reference_P + delta_P)                       exactly pocket.onnx's face on P
         frame_box = clamp(rest_box + mask * grid_sample(face_P - reference_P))     paste.onnx is linear in the face
         --round(255 x), cast, alpha 255--> rgba uint8 (B, h_box, w_box, 4)
@@ -26,31 +27,12 @@ import numpy as np
 
 from .. import layout
 from ..crop import paste_grid
-from .student import PocketStudent, scaled_roi
+from .student import PocketStudent, scaled_roi, upsampled_region
 
 FRAME_FILE = "pocket_frame.onnx"
 BACKGROUND_FILE = "pocket_background.png"
 CROP = layout.CROP_SIZE
 MAX_GREY_DIFF = 1                 # frame graph vs pocket.onnx + paste.onnx, in grey levels
-
-
-def upsample_support(start: int, length: int, w: int, size: int = CROP) -> tuple[int, int]:
-    """[p0, p1): the pixels of a bilinear resize w -> size (align_corners=False) that read any of the input pixels
-    start .. start+length-1 (both neighbours counted, so the range is never too small)."""
-    i = np.arange(size)
-    src = np.maximum((i + 0.5) * w / size - 0.5, 0.0)
-    h0 = np.floor(src).astype(int)
-    h1 = np.minimum(h0 + 1, w - 1)
-    hit = ((h0 >= start) & (h0 < start + length)) | ((h1 >= start) & (h1 < start + length))
-    idx = np.nonzero(hit)[0]
-    return int(idx[0]), int(idx[-1]) + 1
-
-
-def source_block(p0: int, p1: int, w: int, size: int = CROP) -> tuple[int, int]:
-    """[a, b): the input rows whose resize (scale size/w) gives output rows p0 .. p1-1 exactly as the whole resize
-    does (bilinear, align_corners=False; edges clamp the same way only at 0 and w)."""
-    src = lambda i: (i + 0.5) * w / size - 0.5                        # noqa: E731
-    return max(0, int(np.floor(src(p0)))), min(w, int(np.floor(src(p1 - 1))) + 2)
 
 
 def frame_box(grid: np.ndarray, mask: np.ndarray, block: tuple) -> tuple[int, int, int, int]:
@@ -79,11 +61,10 @@ def frame_module(student: PocketStudent, bundle):
             self.student = student.eval()
             c = student.config
             self.w = w = min(CROP, c.warp_size)
-            self.roi = ry, rx, rh, rw = scaled_roi(c.roi, w)
-            py0, py1 = upsample_support(ry, rh, w) if w < CROP else (ry, ry + rh)
-            px0, px1 = upsample_support(rx, rw, w) if w < CROP else (rx, rx + rw)
+            self.roi = scaled_roi(c.roi, w)
+            zero, (py0, px0) = upsampled_region(torch.zeros(1, 3, *self.roi[2:]), self.roi, w, CROP)
+            py1, px1 = py0 + zero.shape[-2], px0 + zero.shape[-1]
             self.block = (py0, px0, py1, px1)
-            self.src = (source_block(py0, py1, w), source_block(px0, px1, w)) if w < CROP else None
             portrait, mask = bundle.portrait, np.asarray(bundle.mask, np.float32)
             grid = paste_grid(bundle.source["M_c2o"], mask.shape, CROP)
             self.box = y0, x0, h, wd = frame_box(grid, mask, self.block)
@@ -105,17 +86,9 @@ def frame_module(student: PocketStudent, bundle):
 
         def delta_block(self, motion):
             """The face's change from the reference on the block P of the 512 crop: (B, 3, P_h, P_w)."""
-            s, w, (ry, rx, rh, rw) = self.student, self.w, self.roi
+            s, (ry, rx, rh, rw) = self.student, self.roi
             region = s.region(motion, s.reference_w, self.roi, s.grid_w)
-            d = F.pad(region - s.reference_w[:, :, ry:ry + rh, rx:rx + rw], (rx, w - rx - rw, ry, w - ry - rh))
-            py0, px0, py1, px1 = self.block
-            if self.src is not None:
-                (ay, by), (ax, bx) = self.src
-                k = CROP // w
-                d = F.interpolate(d[:, :, ay:by, ax:bx], scale_factor=float(k), mode="bilinear", align_corners=False)
-                d = d[:, :, py0 - ay * k:py1 - ay * k, px0 - ax * k:px1 - ax * k]
-            else:
-                d = d[:, :, py0:py1, px0:px1]
+            d, _ = upsampled_region(region - s.reference_w[:, :, ry:ry + rh, rx:rx + rw], self.roi, self.w, CROP)
             return torch.clamp(self.ref_block + d, 0.0, 1.0) - self.ref_block
 
         def forward(self, motion):
@@ -144,5 +117,4 @@ def background(student: PocketStudent, bundle) -> np.ndarray:
         return to_uint8(paste_module(bundle)(student.reference).numpy())[0]
 
 
-__all__ = ["FRAME_FILE", "BACKGROUND_FILE", "MAX_GREY_DIFF", "frame_module", "background", "frame_box",
-           "upsample_support", "source_block"]
+__all__ = ["FRAME_FILE", "BACKGROUND_FILE", "MAX_GREY_DIFF", "frame_module", "background", "frame_box"]

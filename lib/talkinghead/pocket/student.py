@@ -152,17 +152,26 @@ def scaled_roi(roi: tuple | None, size: int) -> tuple:
     return int(round(y0 * s)), int(round(x0 * s)), max(1, int(round(h * s))), max(1, int(round(w * s)))
 
 
-def upsampled_change(delta: torch.Tensor, roi: tuple, w: int, size: int) -> torch.Tensor:
-    """The region's change `delta` (B, 3, h, w') at `roi` of a `w` crop -> the whole change (B, 3, size, size),
-    bilinearly upsampled (`size` a multiple of `w`). The change is zero outside the region, so resizing only the region
-    with one zero pixel around it (inside the crop) equals resizing the whole crop, up to float rounding: the final
-    resize costs the region's area, not the crop's (paint = reference + this, as resize(face_W) + detail was)."""
+def upsampled_region(delta: torch.Tensor, roi: tuple, w: int, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The region's change `delta` (B, 3, h, w') at `roi` of a `w` crop, bilinearly upsampled to a `size` crop
+    (`size` a multiple of `w`) over the region and one pixel around it (inside the crop) only -> (that block
+    (B, 3, H', W'), its (top, left) in the `size` crop). The change is zero outside the region, so this equals the
+    whole crop's resize on the block, up to float rounding, and the whole resize is zero outside it."""
     y0, x0, h, wd = roi
     s = size // w
     p = (int(x0 > 0), int(x0 + wd < w), int(y0 > 0), int(y0 + h < w))      # left, right, top, bottom
     d = F.pad(delta, p)
-    d = F.interpolate(d, size=(d.shape[-2] * s, d.shape[-1] * s), mode="bilinear", align_corners=False)
-    return F.pad(d, ((x0 - p[0]) * s, size - (x0 + wd + p[1]) * s, (y0 - p[2]) * s, size - (y0 + h + p[3]) * s))
+    if s > 1:
+        d = F.interpolate(d, size=(d.shape[-2] * s, d.shape[-1] * s), mode="bilinear", align_corners=False)
+    return d, ((y0 - p[2]) * s, (x0 - p[0]) * s)
+
+
+def upsampled_change(delta: torch.Tensor, roi: tuple, w: int, size: int) -> torch.Tensor:
+    """The region's change `delta` (B, 3, h, w') at `roi` of a `w` crop -> the whole change (B, 3, size, size)
+    (`upsampled_region`, padded with zeros): the final resize costs the region's area, not the crop's (paint =
+    reference + this, as resize(face_W) + detail was)."""
+    d, (top, left) = upsampled_region(delta, roi, w, size)
+    return F.pad(d, (left, size - left - d.shape[-1], top, size - top - d.shape[-2]))
 
 
 class PocketStudent(nn.Module):
@@ -287,4 +296,4 @@ def n_parameters(module: nn.Module) -> int:
 
 
 __all__ = ["PocketConfig", "PocketStudent", "CONFIGS", "CONFIGS_V1", "LEGACY", "ACTIVATIONS", "UPSAMPLES", "activation",
-           "motion_stats", "base_grid", "scaled_roi", "n_parameters"]
+           "motion_stats", "base_grid", "scaled_roi", "upsampled_region", "upsampled_change", "n_parameters"]
