@@ -172,15 +172,20 @@ export class Runtime {
     return { image, x: 0, y: 0 };
   }
 
+  async loadImage(cfg, name, what) {
+    // a bundle image (hash-checked by loadFile), decoded; one sentence when the browser cannot read it
+    const buf = await loadFile(cfg, this.manifest, name, what);
+    try {
+      return await createImageBitmap(new Blob([buf], { type: 'image/png' }));
+    } catch (e) {
+      throw new PageError(`${name} (${what}) is not an image this browser can read: export the bundle again.`);
+    }
+  }
+
   async loadBackground(cfg) {
     // the frame at rest (pocket_background.png, the whole H x W frame): drawn once, the frame graph's box over it
-    const f = this.frame, name = f.background;
-    const buf = await loadFile(cfg, this.manifest, name, 'the rest frame');
-    try {
-      this.background = await createImageBitmap(new Blob([buf], { type: 'image/png' }));
-    } catch (e) {
-      throw new PageError(`${name} (the rest frame) is not an image this browser can read: export the bundle again.`);
-    }
+    const name = this.frame.background;
+    this.background = await this.loadImage(cfg, name, 'the rest frame');
     if (this.background.width !== this.width || this.background.height !== this.height) {
       throw new PageError(`${name} is ${this.background.width}x${this.background.height}, not the frame's ` +
         `${this.width}x${this.height}: export the bundle again.`);
@@ -189,9 +194,8 @@ export class Runtime {
 
   async loadCanvasPaste(cfg) {
     // the portrait, the mask (its grey as alpha) and the crop-to-portrait matrix, for canvasPaste
-    const img = async (name, what) => createImageBitmap(new Blob([await loadFile(cfg, this.manifest, name, what)]));
-    const portrait = await img('portrait.png', 'the portrait');
-    const mask = await img('paste_mask.png', 'the paste mask');
+    const portrait = await this.loadImage(cfg, 'portrait.png', 'the portrait');
+    const mask = await this.loadImage(cfg, 'paste_mask.png', 'the paste mask');
     const W = this.width, H = this.height, crop = this.manifest.crop.dsize;
     const mc = new OffscreenCanvas(W, H), g = mc.getContext('2d', { willReadFrequently: true });
     g.drawImage(mask, 0, 0);
