@@ -32,6 +32,11 @@ def needs_export(path: Path, what: str) -> BundleError:
                        "`python -m talkinghead export`).")
 
 
+def renderer_variants(renderer: dict) -> dict:
+    """The manifest's renderer variants {name: entry}; a bundle exported before variants existed has one, "fp32"."""
+    return renderer.get("variants") or {"fp32": {"file": renderer.get("file", "renderer.onnx")}}
+
+
 def model_files(bundle: Bundle, variant: str = "default") -> tuple[str, dict]:
     """(renderer variant name, {"renderer"|"paste"|"audio2motion": file name}) from the manifest's `models`."""
     mf = bundle.path / MANIFEST_FILE
@@ -42,7 +47,7 @@ def model_files(bundle: Bundle, variant: str = "default") -> tuple[str, dict]:
         if not isinstance(models.get(key), dict):
             raise needs_export(mf, f"the bundle's manifest lists no '{key}' model")
     rmod = models["renderer"]
-    variants = rmod.get("variants") or {"fp32": {"file": rmod.get("file", "renderer.onnx")}}
+    variants = renderer_variants(rmod)
     name = rmod.get("default", "fp32") if variant in (None, "default") else variant
     if name not in variants or not isinstance(variants[name], dict):
         raise BundleError(f"{mf}: the bundle has no renderer variant {name!r} (it has {', '.join(map(str, variants))}); "
@@ -59,8 +64,7 @@ def auto_variant(bundle: Bundle, providers: list, threads: int | None = None,
     mf = bundle.path / MANIFEST_FILE
     with _typed(mf):
         model_files(bundle, "default")                  # no models, wrong types: the usual one sentence
-        rmod = bundle.models["renderer"]
-        variants = rmod.get("variants") or {"fp32": {"file": rmod.get("file", "renderer.onnx")}}
+        variants = renderer_variants(bundle.models["renderer"])
         files = {n: str(e["file"]) for n, e in variants.items()}
     hashes = tuple(sorted((n, str((bundle.manifest.get("files") or {}).get(f, {}).get("sha256"))) for n, f in
                           files.items()))
@@ -168,7 +172,7 @@ class BundleRuntime:
             paste = bundle.models["paste"]
             self.height = int(paste.get("height", self.portrait.shape[0]))
             self.width = int(paste.get("width", self.portrait.shape[1]))
-            entry = bundle.models["renderer"].get("variants", {}).get(self.variant, {}).get("frame")
+            entry = renderer_variants(bundle.models["renderer"])[self.variant].get("frame")
             self.patch = FramePatch(bundle, entry, self.providers, threads, (self.height, self.width)) \
                 if renderer is None and frame_graph and isinstance(entry, dict) else None
         checked = {k: bundle.file(f) for k, f in self.files.items()}
